@@ -1,0 +1,168 @@
+"""Build a domain's Dagster ``Definitions`` from its descriptor and its build functions.
+
+Every domain gets the same shape: output ports as assets ``[domain, port]`` (group = domain,
+owner = team, kinds, column schema), each port's contract as a blocking asset check, other
+domains' ports as external assets (so the global asset graph links code locations), eager
+automation that waits for upstream blocking checks, an automation sensor that runs by default,
+and a named job ``build_<domain>`` for the plain ``dagster`` CLI.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from .contracts import ContractViolation
+from .descriptor import Domain, OutputPort, load_domain
+from .ports import CONTRACT_CHECK, BuildContext, attach_inputs, audit_and_publish, code_version
+from .ports import staging_connection as _staging
+
+AUTOMATION_INTERVAL_S = 5
+
+
+@dataclass(frozen=True)
+class PortBuilder:
+    """A domain function that stages one or more output ports from its inputs."""
+
+    fn: Callable[[BuildContext], dict | None]
+    ports: tuple[str, ...]
+    name: str
+    description: str
+
+
+def port_builder(*ports: str) -> Callable[[Callable], PortBuilder]:
+    """Declare that the decorated function stages ``ports`` (published together, atomically)."""
+
+    def wrap(fn: Callable[[BuildContext], dict | None]) -> PortBuilder:
+        return PortBuilder(fn, tuple(ports), fn.__name__, (fn.__doc__ or "").strip())
+
+    return wrap
+
+
+def port_automation() -> dg.AutomationCondition:
+    """Eager, but never on top of an upstream whose blocking check failed."""
+    return (
+        dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    ).with_label("eager after upstream contracts pass")
+
+
+def column_schema(port: OutputPort) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                c.name, c.type, description=c.description or None,
+                constraints=dg.TableColumnConstraints(
+                    nullable=c.nullable, unique=c.unique or [c.name] == list(
+                        port.contract.primary_key),
+                    other=[f"{k}: {v}" for k, v in c.checks.items()],
+                ),
+            )
+            for c in port.contract.columns
+        ],
+        constraints=dg.TableConstraints(
+            other=[f"primary key ({', '.join(port.contract.primary_key)})"]
+            + [f"{r.name}: {r.left} {r.op} {r.right}" for r in port.contract.rules]
+        ),
+    )
+
+
+def port_spec(domain: Domain, port: OutputPort, toolchain_kind: str, version: str,
+              deps: Sequence[list[str]]) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key=port.key,
+        description=port.description,
+        group_name=domain.name,
+        owners=[domain.owner],
+        kinds={toolchain_kind, "duckdb", "ducklake"},
+        deps=[dg.AssetKey(k) for k in deps],
+        code_version=version,
+        automation_condition=port_automation(),
+        tags={"mesh/domain": domain.name, "mesh/lifecycle_phase": domain.lifecycle_phase},
+        metadata={
+            "dagster/column_schema": column_schema(port),
+            "domain": domain.name,
+            "team": domain.team,
+            "grants": ", ".join(port.grants) or "(owner only)",
+            "primary_key": ", ".join(port.contract.primary_key),
+        },
+    )
+
+
+def contract_check_spec(port: OutputPort) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        CONTRACT_CHECK, asset=port.key, blocking=True,
+        description=f"Contract of {port.ref} (pandera, run in DuckDB before publish): columns, "
+        "types, nullability, keys, ranges, allowed values, row rules.",
+    )
+
+
+def python_assets(domain: Domain, builder: PortBuilder) -> dg.AssetsDefinition:
+    """Wrap a Python build function in write–audit–publish."""
+    ports = [domain.output_port(p) for p in builder.ports]
+    version = code_version(domain)
+    deps = [ref.key for ref in domain.input_ports]
+
+    @dg.multi_asset(
+        name=f"{domain.name}__{builder.name}",
+        specs=[port_spec(domain, p, "python", version, deps) for p in ports],
+        check_specs=[contract_check_spec(p) for p in ports],
+        pool=f"{domain.name}_lake",
+        description=builder.description or None,
+    )
+    def _build(context):
+        started = time.monotonic()
+        with _staging(domain) as con:
+            build = BuildContext(domain, con, context.log)
+            build.input_versions = attach_inputs(con, domain)
+            try:
+                extra = builder.fn(build) or {}
+            except ContractViolation as exc:
+                raise dg.Failure(description=str(exc)) from exc
+            for port, meta in extra.items():
+                build.metadata.setdefault(port, {}).update(meta)
+            try:
+                yield from audit_and_publish(context, build, ports, version, started)
+            except ContractViolation as exc:
+                raise dg.Failure(description=str(exc)) from exc
+
+    return _build
+
+
+def external_input_specs(domain: Domain) -> list[dg.AssetSpec]:
+    """Other domains' ports this domain reads: named by key only, never by their code."""
+    return [dg.AssetSpec(key=ref.key) for ref in domain.input_ports if ref.domain != domain.name]
+
+
+def domain_definitions(
+    descriptor: Path | str,
+    builders: Sequence[PortBuilder] = (),
+    assets: Sequence[dg.AssetsDefinition] = (),
+    resources: dict | None = None,
+) -> dg.Definitions:
+    """The code location of one domain."""
+    domain = load_domain(Path(descriptor))
+    own = [python_assets(domain, b) for b in builders] + list(assets)
+    selection = dg.AssetSelection.assets(*own)
+    return dg.Definitions(
+        assets=[*own, *external_input_specs(domain)],
+        jobs=[
+            dg.define_asset_job(
+                f"build_{domain.name}", selection=selection,
+                description=f"Build and publish every output port of {domain.name}.",
+                tags={"mesh/domain": domain.name},
+            )
+        ],
+        sensors=[
+            dg.AutomationConditionSensorDefinition(
+                f"{domain.name}_automation", target=selection,
+                default_status=dg.DefaultSensorStatus.RUNNING,
+                minimum_interval_seconds=AUTOMATION_INTERVAL_S,
+                description=f"Starts {domain.name} when its input ports publish a passing version.",
+            )
+        ],
+        resources=resources or {},
+    )

@@ -1,0 +1,299 @@
+"""The domain descriptor (``domain.yaml``): a domain's product spec, read once, used everywhere.
+
+A descriptor names the domain, its owner team, purpose and lifecycle phase, its input ports (raw
+landing sources and other domains' output ports), its output ports with their contracts and
+access grants, and its SLA. The platform builds the domain's Dagster definitions, contracts,
+storage grants and domain query answers from it, so a domain folder reads like its spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+LIFECYCLE_PHASES = ("launch", "growth", "mature", "all")
+TOOLCHAINS = ("python", "dbt")
+COLUMN_TYPES = ("string", "int64", "float64", "date", "timestamp", "boolean")
+RULE_OPS = (">=", ">", "<=", "<", "=", "!=")
+
+
+class DescriptorError(ValueError):
+    """A ``domain.yaml`` that does not describe a valid domain; the message names file and field."""
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column of a contract: type, nullability, and value rules."""
+
+    name: str
+    type: str
+    description: str = ""
+    nullable: bool = True
+    unique: bool = False
+    checks: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """A cross-column rule every row must satisfy, e.g. ``trx >= nrx``."""
+
+    name: str
+    left: str
+    op: str
+    right: str
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What a table promises: columns, keys and row rules. Checked before every publish."""
+
+    columns: tuple[ColumnSpec, ...]
+    primary_key: tuple[str, ...] = ()
+    rules: tuple[RowRule, ...] = ()
+    min_rows: int = 1
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+@dataclass(frozen=True)
+class OutputPort:
+    """A published, contract-checked table of the domain: asset key ``[domain, name]``."""
+
+    domain: str
+    name: str
+    description: str
+    contract: Contract
+    grants: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> list[str]:
+        return [self.domain, self.name]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.domain}/{self.name}"
+
+
+@dataclass(frozen=True)
+class SourcePort:
+    """A raw landing source the domain ingests: ``data/landing/<name>/<partition>/<file>``."""
+
+    name: str
+    description: str
+    cadence: str
+    file: str
+    contract: Contract
+
+
+@dataclass(frozen=True)
+class PortRef:
+    """An input port on another domain's output port, named by its key, never by its code."""
+
+    domain: str
+    port: str
+
+    @property
+    def key(self) -> list[str]:
+        return [self.domain, self.port]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.domain}/{self.port}"
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A parsed ``domain.yaml``."""
+
+    name: str
+    title: str
+    team: str
+    owner: str
+    description: str
+    lifecycle_phase: str
+    toolchain: str
+    sla_freshness_hours: float | None
+    sources: tuple[SourcePort, ...]
+    input_ports: tuple[PortRef, ...]
+    output_ports: tuple[OutputPort, ...]
+    path: Path
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def output_port(self, name: str) -> OutputPort:
+        for port in self.output_ports:
+            if port.name == name:
+                return port
+        known = ", ".join(p.name for p in self.output_ports)
+        raise KeyError(f"domain {self.name} has no output port {name!r} (ports: {known})")
+
+    def source(self, name: str) -> SourcePort:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        known = ", ".join(s.name for s in self.sources)
+        raise KeyError(f"domain {self.name} has no source input port {name!r} (sources: {known})")
+
+    @property
+    def upstream_domains(self) -> list[str]:
+        return sorted({p.domain for p in self.input_ports if p.domain != self.name})
+
+
+def load_domain(path: Path | str) -> Domain:
+    """Read and validate a ``domain.yaml`` (or the folder holding one)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "domain.yaml"
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise DescriptorError(f"{path}: no domain descriptor here") from exc
+    return _parse_domain(raw or {}, path)
+
+
+def _require(raw: dict, key: str, where: str) -> Any:
+    if key not in raw or raw[key] in (None, ""):
+        raise DescriptorError(f"{where}: missing required field {key!r}")
+    return raw[key]
+
+
+def _one_of(value: str, allowed: tuple[str, ...], where: str) -> str:
+    if value not in allowed:
+        raise DescriptorError(f"{where}: {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _parse_domain(raw: dict, path: Path) -> Domain:
+    where = str(path)
+    name = _require(raw, "name", where)
+    if path.parent.name != name:
+        raise DescriptorError(f"{where}: name {name!r} must equal its folder {path.parent.name!r}")
+    inputs = raw.get("input_ports") or {}
+    sla = raw.get("sla") or {}
+    return Domain(
+        name=name,
+        title=raw.get("title", name.replace("_", " ").title()),
+        team=_require(raw, "team", where),
+        owner=_require(raw, "owner", where),
+        description=_require(raw, "description", where).strip(),
+        lifecycle_phase=_one_of(raw.get("lifecycle_phase", "all"), LIFECYCLE_PHASES, where),
+        toolchain=_one_of(_require(raw, "toolchain", where), TOOLCHAINS, where),
+        sla_freshness_hours=sla.get("freshness_hours"),
+        sources=tuple(
+            _parse_source(n, s or {}, f"{where}: source {n}")
+            for n, s in (inputs.get("sources") or {}).items()
+        ),
+        input_ports=tuple(_parse_port_ref(r, where) for r in inputs.get("ports") or []),
+        output_ports=tuple(
+            _parse_output_port(name, n, p or {}, f"{where}: output port {n}")
+            for n, p in _require(raw, "output_ports", where).items()
+        ),
+        path=path,
+    )
+
+
+def _parse_port_ref(ref: str, where: str) -> PortRef:
+    parts = str(ref).split("/")
+    if len(parts) != 2 or not all(parts):
+        raise DescriptorError(f"{where}: input port {ref!r} must look like '<domain>/<port>'")
+    return PortRef(*parts)
+
+
+def _parse_source(name: str, raw: dict, where: str) -> SourcePort:
+    return SourcePort(
+        name=name,
+        description=raw.get("description", "").strip(),
+        cadence=_require(raw, "cadence", where),
+        file=raw.get("file", f"{name}.csv"),
+        contract=_parse_contract(raw, where),
+    )
+
+
+def _parse_output_port(domain: str, name: str, raw: dict, where: str) -> OutputPort:
+    return OutputPort(
+        domain=domain,
+        name=name,
+        description=_require(raw, "description", where).strip(),
+        contract=_parse_contract(raw, where),
+        grants=tuple(raw.get("grants") or ()),
+    )
+
+
+def _parse_contract(raw: dict, where: str) -> Contract:
+    columns = tuple(
+        _parse_column(n, c or {}, f"{where}: column {n}")
+        for n, c in _require(raw, "columns", where).items()
+    )
+    names = {c.name for c in columns}
+    key = tuple(raw.get("primary_key") or ())
+    for col in key:
+        if col not in names:
+            raise DescriptorError(f"{where}: primary_key column {col!r} is not a declared column")
+    rules = tuple(_parse_rule(r, names, where) for r in raw.get("rules") or ())
+    return Contract(columns, key, rules, int(raw.get("min_rows", 1)))
+
+
+def _parse_column(name: str, raw: dict | str, where: str) -> ColumnSpec:
+    if isinstance(raw, str):
+        raw = {"type": raw}
+    checks = {k: v for k, v in raw.items() if k not in {"type", "description", "nullable", "unique"}}
+    unknown = set(checks) - {"isin", "ge", "le", "gt", "lt", "str_length", "matches", "npi"}
+    if unknown:
+        raise DescriptorError(f"{where}: unknown check(s) {', '.join(sorted(unknown))}")
+    return ColumnSpec(
+        name=name,
+        type=_one_of(raw.get("type", "string"), COLUMN_TYPES, where),
+        description=str(raw.get("description", "")).strip(),
+        nullable=bool(raw.get("nullable", True)),
+        unique=bool(raw.get("unique", False)),
+        checks=checks,
+    )
+
+
+def _parse_rule(raw: dict, names: set[str], where: str) -> RowRule:
+    rule = RowRule(
+        name=_require(raw, "name", where),
+        left=_require(raw, "left", where),
+        op=_one_of(_require(raw, "op", where), RULE_OPS, f"{where}: rule {raw.get('name')}"),
+        right=_require(raw, "right", where),
+    )
+    for col in (rule.left, rule.right):
+        if col not in names:
+            raise DescriptorError(f"{where}: rule {rule.name} uses undeclared column {col!r}")
+    return rule
+
+
+def discover_domains(root: Path | None = None) -> dict[str, Domain]:
+    """Every domain folder (one holding a ``domain.yaml``) under ``mesh_domains/``."""
+    root = root or Path(__file__).resolve().parents[1]
+    return {
+        d.name: d
+        for d in (load_domain(p) for p in sorted(root.glob("*/domain.yaml")))
+    }
+
+
+def domain_levels(domains: dict[str, Domain]) -> list[list[str]]:
+    """Domains grouped into build levels: each level depends only on earlier ones."""
+    remaining = {name: set(d.upstream_domains) for name, d in domains.items()}
+    for name, ups in remaining.items():
+        missing = ups - set(domains)
+        if missing:
+            raise DescriptorError(f"domain {name} has input ports on unknown domains: {missing}")
+    levels: list[list[str]] = []
+    done: set[str] = set()
+    while remaining:
+        ready = sorted(n for n, ups in remaining.items() if ups <= done)
+        if not ready:
+            raise DescriptorError(f"cycle in the domain graph among: {sorted(remaining)}")
+        levels.append(ready)
+        done.update(ready)
+        for n in ready:
+            del remaining[n]
+    return levels

@@ -1,0 +1,172 @@
+"""Write–audit–publish of output ports, shared by every toolchain.
+
+A domain's build step writes its ports into the domain's private staging database, the
+platform audits each staged port against its contract, and only if every port passes publishes
+them all as new port versions in one lake commit. A failed audit publishes nothing: the previous
+versions stay served and the staged tables stay in staging for diagnosis.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+import duckdb
+
+from . import lake
+from .contracts import ContractReport, ContractViolation, validate_table
+from .descriptor import Domain, OutputPort, PortRef, discover_domains
+from .settings import mesh_env, mesh_paths
+from .sources import Delivery, load_source
+from .versioning import folder_hash, git_sha
+
+CONTRACT_CHECK = "contract"
+
+
+@dataclass
+class BuildContext:
+    """What a domain's build function gets: a staging connection and the domain's inputs.
+
+    Input ports are attached read-only (after the grant check) and pinned to the version
+    current when the build started, so one build reads one consistent state of each input.
+    """
+
+    domain: Domain
+    con: duckdb.DuckDBPyConnection
+    log: Any
+    input_versions: dict[str, int | None] = field(default_factory=dict)
+    deliveries: dict[str, list[Delivery]] = field(default_factory=dict)
+    metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def source(self, name: str, *, latest_only: bool = False) -> str:
+        """Check and load a raw source's deliveries; returns the staging table holding them."""
+        table, chosen = load_source(self.con, self.domain.name, self.domain.source(name),
+                                    latest_only=latest_only)
+        self.deliveries[name] = chosen
+        self.log.info(f"{self.domain.name}: source {name}: {len(chosen)} delivery(ies) passed "
+                      "their contract")
+        return table
+
+    def port(self, ref: str) -> str:
+        """SQL naming an input port at its pinned version, e.g. for ``from {ctx.port(...)}``."""
+        if ref not in self.input_versions:
+            declared = ", ".join(self.input_versions) or "none"
+            raise KeyError(f"{self.domain.name}: {ref!r} is not a declared input port "
+                           f"(declared: {declared})")
+        producer, port = ref.split("/")
+        return f"{lake.lake_alias(producer)}.main.{port} at (version => {self.input_versions[ref]})"
+
+    def stage(self, port: str, sql: str) -> None:
+        """Write ``sql``'s result as the staged table of output port ``port``."""
+        self.domain.output_port(port)
+        self.con.execute(f"create or replace table main.{port} as {sql}")
+
+
+def attach_inputs(con: duckdb.DuckDBPyConnection, domain: Domain) -> dict[str, int | None]:
+    """Attach every producer of the domain's input ports read-only; returns pinned versions."""
+    producers = discover_domains()
+    by_producer: dict[str, list[PortRef]] = {}
+    for ref in domain.input_ports:
+        by_producer.setdefault(ref.domain, []).append(ref)
+    versions: dict[str, int | None] = {}
+    for producer, refs in by_producer.items():
+        if producer not in producers:
+            raise KeyError(f"{domain.name}: input port on unknown domain {producer!r}")
+        lake.attach_port_reader(con, domain.name, producers[producer], [r.port for r in refs])
+        versions.update(lake.input_port_versions(con, refs))
+    missing = [ref for ref, v in versions.items() if v is None]
+    if missing:
+        raise RuntimeError(
+            f"domain {domain.name!r}: input port(s) {', '.join(missing)} have no published "
+            "version yet; build their domains first (mesh build builds in order)."
+        )
+    return versions
+
+
+@contextmanager
+def staging_connection(domain: Domain) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The domain's private staging database, with its own lake attached read-write."""
+    path = mesh_paths().staging_db(domain.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = lake.connect(str(path))
+    try:
+        lake.attach_own_lake(con, domain.name)
+        yield con
+    finally:
+        con.close()
+
+
+def code_version(domain: Domain, *extra_folders) -> str:
+    return folder_hash(domain.folder, *extra_folders)
+
+
+def audit(con, domain: Domain, ports: list[OutputPort]) -> list[ContractReport]:
+    return [
+        validate_table(con, f"main.{p.name}", p.contract, domain=domain.name, port=p.name)
+        for p in ports
+    ]
+
+
+def check_results(reports: list[ContractReport]) -> Iterator[dg.AssetCheckResult]:
+    for r in reports:
+        yield dg.AssetCheckResult(
+            asset_key=[r.domain, r.port],
+            check_name=CONTRACT_CHECK,
+            passed=r.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=r.message(),
+            metadata={"rows_checked": r.rows,
+                      "failures": dg.MetadataValue.json(r.as_metadata()["failures"])},
+        )
+
+
+def audit_and_publish(
+    context: dg.AssetExecutionContext,
+    build: BuildContext,
+    ports: list[OutputPort],
+    version: str,
+    started: float,
+) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
+    """Audit every staged port; publish all of them in one commit only if all pass."""
+    domain = build.domain
+    reports = audit(build.con, domain, ports)
+    yield from check_results(reports)
+    failed = [r for r in reports if not r.passed]
+    if failed:
+        raise ContractViolation(
+            failed[0],
+            hint="\n".join(r.message() for r in failed[1:])
+            + f"\nNothing was published: the previous versions of {domain.name} stay served; "
+            f"the staged tables are kept in {mesh_paths().staging_db(domain.name)} for diagnosis.",
+        )
+    info = {
+        "ports": {r.port: {"rows": r.rows} for r in reports},
+        "run_id": context.run.run_id,
+        "code_version": version,
+        "git_sha": git_sha(),
+        "variation": {"env": mesh_env()},
+        "input_versions": build.input_versions,
+        "deliveries": {s: [d.partition for d in ds] for s, ds in build.deliveries.items()},
+    }
+    snapshot = lake.publish(build.con, domain.name, {p.name: f"main.{p.name}" for p in ports}, info)
+    context.log.info(f"{domain.name}: published {', '.join(p.name for p in ports)} as version "
+                     f"{snapshot}")
+    for r in reports:
+        yield dg.MaterializeResult(
+            asset_key=[domain.name, r.port],
+            metadata={
+                "dagster/row_count": r.rows,
+                "port_version": snapshot,
+                "input_port_versions": dg.MetadataValue.json(build.input_versions),
+                "code_version": version,
+                "git_sha": git_sha() or "",
+                "variation": mesh_env(),
+                "lake": dg.MetadataValue.path(str(mesh_paths().lake_dir(domain.name))),
+                "duration_s": round(time.monotonic() - started, 3),
+                **build.metadata.get(r.port, {}),
+            },
+        )
