@@ -14,16 +14,50 @@ from mesh_domains.platform import BuildContext, port_builder
 NAME_MATCH_THRESHOLD = 0.92
 NPI_NAME_AGREEMENT = 0.75
 NICKNAMES = {
-    "bill": "william", "will": "william", "bob": "robert", "rob": "robert", "liz": "elizabeth",
-    "beth": "elizabeth", "kate": "katherine", "kathy": "katherine", "jim": "james",
-    "jimmy": "james", "mike": "michael", "jen": "jennifer", "jenny": "jennifer",
-    "tom": "thomas", "dick": "richard", "rick": "richard", "dave": "david", "joe": "joseph",
-    "chris": "christopher", "dan": "daniel", "steve": "steven", "sue": "susan", "tony": "anthony",
-    "pat": "patricia", "peggy": "margaret", "maggie": "margaret", "meg": "margaret",
-    "chuck": "charles", "charlie": "charles", "andy": "andrew", "matt": "matthew",
-    "nick": "nicholas", "sam": "samuel", "ben": "benjamin", "alex": "alexander",
-    "ed": "edward", "ted": "edward", "larry": "lawrence", "ron": "ronald", "don": "donald",
-    "greg": "gregory", "jeff": "jeffrey", "ken": "kenneth", "tim": "timothy",
+    "bill": "william",
+    "will": "william",
+    "bob": "robert",
+    "rob": "robert",
+    "liz": "elizabeth",
+    "beth": "elizabeth",
+    "kate": "katherine",
+    "kathy": "katherine",
+    "jim": "james",
+    "jimmy": "james",
+    "mike": "michael",
+    "jen": "jennifer",
+    "jenny": "jennifer",
+    "tom": "thomas",
+    "dick": "richard",
+    "rick": "richard",
+    "dave": "david",
+    "joe": "joseph",
+    "chris": "christopher",
+    "dan": "daniel",
+    "steve": "steven",
+    "sue": "susan",
+    "tony": "anthony",
+    "pat": "patricia",
+    "peggy": "margaret",
+    "maggie": "margaret",
+    "meg": "margaret",
+    "chuck": "charles",
+    "charlie": "charles",
+    "andy": "andrew",
+    "matt": "matthew",
+    "nick": "nicholas",
+    "sam": "samuel",
+    "ben": "benjamin",
+    "alex": "alexander",
+    "ed": "edward",
+    "ted": "edward",
+    "larry": "lawrence",
+    "ron": "ronald",
+    "don": "donald",
+    "greg": "gregory",
+    "jeff": "jeffrey",
+    "ken": "kenneth",
+    "tim": "timothy",
 }
 
 
@@ -54,7 +88,9 @@ def master_physicians(build: BuildContext) -> dict:
         from ranked left join nicknames n on n.nickname = lower(first_name)
         where rn = 1
     """)
-    build.stage("physicians", f"""
+    build.stage(
+        "physicians",
+        f"""
         with spine as (
             select npi, me_number, first_name, last_name, specialty, state, zip, status,
                    'ama' as record_source
@@ -73,7 +109,8 @@ def master_physicians(build: BuildContext) -> dict:
                last_name, specialty, state, zip, status, record_source,
                0::bigint as crm_accounts
         from golden
-    """)
+    """,
+    )
     con.execute(f"""
         create or replace temp table crm_matches as
         with by_npi as (
@@ -104,7 +141,9 @@ def master_physicians(build: BuildContext) -> dict:
         from (select mesh_id, count(*)::bigint as n from crm_matches group by mesh_id) m
         where m.mesh_id = p.mesh_id
     """)
-    build.stage("physician_xref", f"""
+    build.stage(
+        "physician_xref",
+        f"""
         select 'ama' as source_system, a.me_number as source_id, p.mesh_id,
                'identity' as match_method, 1.0::double as match_score
         from {ama} a join main.physicians p using (npi)
@@ -114,7 +153,8 @@ def master_physicians(build: BuildContext) -> dict:
         union all
         select 'crm', crm_id, mesh_id, match_method, round(match_score, 4)::double
         from crm_matches
-    """)
+    """,
+    )
     return {"physicians": _metrics(build), "physician_xref": _metrics(build)}
 
 

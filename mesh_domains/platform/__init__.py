@@ -3,8 +3,8 @@
 Domains import from here and never from each other.
 """
 
-from .descriptor import Domain, discover_domains, load_domain
 from .definitions import domain_definitions, port_builder
+from .descriptor import Domain, discover_domains, load_domain
 from .ports import BuildContext
 
 __all__ = [

@@ -9,7 +9,9 @@ message names the domain, the port, the file and the column.
 
 from __future__ import annotations
 
+import ast
 import operator
+import re
 from dataclasses import dataclass, field
 
 import duckdb
@@ -35,8 +37,14 @@ DUCKDB_TYPES = {
     "timestamp": "timestamp",
     "boolean": "boolean",
 }
-_OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
-        "=": operator.eq, "!=": operator.ne}
+_OPS = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "=": operator.eq,
+    "!=": operator.ne,
+}
 MAX_EXAMPLES = 3
 
 
@@ -84,8 +92,12 @@ class ContractReport:
         return {
             "rows_checked": self.rows,
             "failures": [
-                {"column": f.column, "rule": f.rule, "failing_rows": f.failing_rows,
-                 "examples": list(f.examples)}
+                {
+                    "column": f.column,
+                    "rule": f.rule,
+                    "failing_rows": f.failing_rows,
+                    "examples": list(f.examples),
+                }
                 for f in self.failures
             ],
         }
@@ -104,8 +116,12 @@ def _column_checks(spec: ColumnSpec) -> list[pa.Check]:
     c = spec.checks
     if "isin" in c:
         checks.append(pa.Check.isin(list(c["isin"])))
-    for bound, make in (("ge", pa.Check.ge), ("le", pa.Check.le),
-                        ("gt", pa.Check.gt), ("lt", pa.Check.lt)):
+    for bound, make in (
+        ("ge", pa.Check.ge),
+        ("le", pa.Check.le),
+        ("gt", pa.Check.gt),
+        ("lt", pa.Check.lt),
+    ):
         if bound in c:
             checks.append(make(c[bound]))
     if "str_length" in c:
@@ -117,9 +133,13 @@ def _column_checks(spec: ColumnSpec) -> list[pa.Check]:
     if c.get("npi"):
         from .npi import npi_valid_expr
 
-        checks.append(pa.Check(lambda data: {data.key: npi_valid_expr(data.table[data.key])},
-                               name="npi_check_digit",
-                               error="valid NPI (10 digits, Luhn check digit, prefix 80840)"))
+        checks.append(
+            pa.Check(
+                lambda data: {data.key: npi_valid_expr(data.table[data.key])},
+                name="npi_check_digit",
+                error="valid NPI (10 digits, Luhn check digit, prefix 80840)",
+            )
+        )
     return checks
 
 
@@ -132,14 +152,33 @@ def _rule_check(rule: RowRule) -> pa.Check:
     return pa.Check(check, name=f"{rule.name}: {rule.left} {rule.op} {rule.right}")
 
 
-def pandera_schema(contract: Contract, name: str) -> pa.DataFrameSchema:
-    """The pandera (ibis backend) schema for a contract."""
-    unique_sets = [list(contract.primary_key)] if contract.primary_key else []
-    unique_sets += [[c.name] for c in contract.columns if c.unique and [c.name] != unique_sets[:1]]
+def unique_keys(contract: Contract) -> list[list[str]]:
+    """The primary key and every single-column unique key of a contract."""
+    keys = [list(contract.primary_key)] if contract.primary_key else []
+    return keys + [[c.name] for c in contract.columns if c.unique and [c.name] not in keys]
+
+
+def pandera_schemas(contract: Contract, name: str) -> list[pa.DataFrameSchema]:
+    """The contract as pandera (ibis backend) schemas: the column/row schema with the primary
+    key, then one schema per further unique key (pandera reports one key per schema)."""
+    keys = unique_keys(contract)
+    main = pandera_schema(contract, name, keys[:1])
+    return [main] + [pa.DataFrameSchema(unique=k, name=f"{name} unique {k}") for k in keys[1:]]
+
+
+def pandera_schema(
+    contract: Contract, name: str, unique_sets: list[list[str]] | None = None
+) -> pa.DataFrameSchema:
+    """The pandera (ibis backend) schema for a contract's columns, rules and a key."""
+    unique_sets = unique_keys(contract)[:1] if unique_sets is None else unique_sets
     return pa.DataFrameSchema(
         {
-            c.name: pa.Column(ibis.dtype(IBIS_TYPES[c.type]), nullable=c.nullable,
-                              checks=_column_checks(c), description=c.description or None)
+            c.name: pa.Column(
+                ibis.dtype(IBIS_TYPES[c.type]),
+                nullable=c.nullable,
+                checks=_column_checks(c),
+                description=c.description or None,
+            )
             for c in contract.columns
         },
         checks=[_rule_check(r) for r in contract.rules],
@@ -149,38 +188,69 @@ def pandera_schema(contract: Contract, name: str) -> pa.DataFrameSchema:
     )
 
 
-def _rule_name(check: str, column: str | None) -> str:
-    if check == "multiple_fields_uniqueness":
-        return "unique"
-    if check == "not_nullable":
-        return "not_null"
-    if check.startswith("dtype("):
-        return f"type {check[6:-1].strip(chr(39))}"
-    if check == "column_in_dataframe":
-        return "column present"
-    if check == "column_in_schema":
-        return "no unexpected columns"
-    return check
+_KEY_IN_MESSAGE = re.compile(r"columns '(\(.*?\))' not unique")
+_COLUMN_IN_MESSAGE = re.compile(r"[Cc]olumn '([^']+)'")
+
+
+def _rule_name(check) -> str:
+    """A rule name a user recognises: the declared check, not pandera's internal key."""
+    if isinstance(check, pa.Check):
+        return str(check.error or check.name)
+    return {
+        "multiple_fields_uniqueness": "unique",
+        "not_nullable": "not_null",
+        "column_in_dataframe": "column present",
+        "column_in_schema": "no unexpected columns",
+    }.get(str(check), str(check).replace("dtype(", "type(").replace("'", ""))
+
+
+def _column_of(err: SchemaError) -> str:
+    if err.column_name:
+        return str(err.column_name)
+    key = _KEY_IN_MESSAGE.search(str(err))
+    if key:
+        return ", ".join(ast.literal_eval(key.group(1)))
+    found = _COLUMN_IN_MESSAGE.search(str(err))
+    return found.group(1) if found else "<table>"
+
+
+def _summarise(cases, column: str) -> tuple[int | None, tuple[str, ...]]:
+    """Count failing rows and take a few examples, executing lazy (ibis) failure cases in
+    DuckDB instead of pulling them into memory."""
+    if cases is None:
+        return None, ()
+    if isinstance(cases, ibis.Table):
+        count = int(cases.count().execute())
+        cols = [c.strip() for c in column.split(",") if c.strip() in cases.columns]
+        sample = cases.select(cols).limit(MAX_EXAMPLES).execute() if cols else None
+        examples = (
+            ()
+            if sample is None
+            else tuple("/".join(str(v) for v in row) for row in sample.itertuples(index=False))
+        )
+        return count, tuple(dict.fromkeys(e for e in examples if e not in ("None", "nan")))
+    if hasattr(cases, "__len__") and "failure_case" in getattr(cases, "columns", ()):
+        values = [
+            "/".join(map(str, v.values())) if isinstance(v, dict) else str(v)
+            for v in cases["failure_case"].tolist()
+        ]
+        return len(values), tuple(dict.fromkeys(values))[:MAX_EXAMPLES]
+    return None, (str(cases)[:200],)
 
 
 def _failures_from(errors: SchemaErrors | SchemaError) -> list[Failure]:
-    cases = errors.failure_cases
-    if cases is None or len(cases) == 0:
-        return [Failure("<table>", str(errors), None)]
+    errs = errors.schema_errors if isinstance(errors, SchemaErrors) else [errors]
     failures = []
-    for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
-        column = str(column) if column == column and column is not None else "<table>"
-        values = [str(v) for v in group["failure_case"].tolist() if v is not None][:MAX_EXAMPLES]
-        rows = len(group)
-        rule = _rule_name(str(check), column)
-        if rule in {"column present", "no unexpected columns"}:
-            # schema-level failures name the offending column, not rows
-            failures.append(Failure(values[0] if values else column, rule, None))
+    for err in errs:
+        rule = _rule_name(err.check)
+        column = _column_of(err)
+        if rule in {"column present", "no unexpected columns"} or rule.startswith("type("):
+            # schema-level failures: the column itself (or its type) is wrong, not some rows
+            detail = () if err.failure_cases is None else (str(err.failure_cases)[:80],)
+            failures.append(Failure(column, rule, None, detail if rule.startswith("type(") else ()))
             continue
-        if rule.startswith("type "):
-            failures.append(Failure(column, rule, None, tuple(f"found {v}" for v in values)))
-            continue
-        failures.append(Failure(column, rule, rows, tuple(values)))
+        count, examples = _summarise(err.failure_cases, column)
+        failures.append(Failure(column, rule, count, examples))
     return failures
 
 
@@ -202,8 +272,9 @@ def validate_table(
         return report
     backend = ibis.duckdb.from_connection(con)
     expr = backend.sql(f"select * from {table}")
-    try:
-        pandera_schema(contract, f"{domain}/{port}").validate(expr, lazy=True)
-    except (SchemaErrors, SchemaError) as errors:
-        report.failures.extend(_failures_from(errors))
+    for schema in pandera_schemas(contract, f"{domain}/{port}"):
+        try:
+            schema.validate(expr, lazy=True)
+        except (SchemaErrors, SchemaError) as errors:
+            report.failures.extend(_failures_from(errors))
     return report

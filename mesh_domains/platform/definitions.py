@@ -18,7 +18,14 @@ import dagster as dg
 
 from .contracts import ContractViolation
 from .descriptor import Domain, OutputPort, load_domain
-from .ports import CONTRACT_CHECK, BuildContext, attach_inputs, audit_and_publish, code_version
+from .ports import (
+    CONTRACT_CHECK,
+    BuildContext,
+    attach_inputs,
+    audit_and_publish,
+    code_version,
+    stopped,
+)
 from .ports import staging_connection as _staging
 
 AUTOMATION_INTERVAL_S = 5
@@ -54,10 +61,12 @@ def column_schema(port: OutputPort) -> dg.TableSchema:
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
-                c.name, c.type, description=c.description or None,
+                c.name,
+                c.type,
+                description=c.description or None,
                 constraints=dg.TableColumnConstraints(
-                    nullable=c.nullable, unique=c.unique or [c.name] == list(
-                        port.contract.primary_key),
+                    nullable=c.nullable,
+                    unique=c.unique or [c.name] == list(port.contract.primary_key),
                     other=[f"{k}: {v}" for k, v in c.checks.items()],
                 ),
             )
@@ -70,8 +79,9 @@ def column_schema(port: OutputPort) -> dg.TableSchema:
     )
 
 
-def port_spec(domain: Domain, port: OutputPort, toolchain_kind: str, version: str,
-              deps: Sequence[list[str]]) -> dg.AssetSpec:
+def port_spec(
+    domain: Domain, port: OutputPort, toolchain_kind: str, version: str, deps: Sequence[list[str]]
+) -> dg.AssetSpec:
     return dg.AssetSpec(
         key=port.key,
         description=port.description,
@@ -94,7 +104,9 @@ def port_spec(domain: Domain, port: OutputPort, toolchain_kind: str, version: st
 
 def contract_check_spec(port: OutputPort) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
-        CONTRACT_CHECK, asset=port.key, blocking=True,
+        CONTRACT_CHECK,
+        asset=port.key,
+        blocking=True,
         description=f"Contract of {port.ref} (pandera, run in DuckDB before publish): columns, "
         "types, nullability, keys, ranges, allowed values, row rules.",
     )
@@ -104,7 +116,7 @@ def python_assets(domain: Domain, builder: PortBuilder) -> dg.AssetsDefinition:
     """Wrap a Python build function in write–audit–publish."""
     ports = [domain.output_port(p) for p in builder.ports]
     version = code_version(domain)
-    deps = [ref.key for ref in domain.input_ports]
+    deps = [ref.key for ref in domain.input_ports] + [landing_key(s.name) for s in domain.sources]
 
     @dg.multi_asset(
         name=f"{domain.name}__{builder.name}",
@@ -121,20 +133,36 @@ def python_assets(domain: Domain, builder: PortBuilder) -> dg.AssetsDefinition:
             try:
                 extra = builder.fn(build) or {}
             except ContractViolation as exc:
-                raise dg.Failure(description=str(exc)) from exc
+                raise stopped(domain, ports, exc) from exc
             for port, meta in extra.items():
                 build.metadata.setdefault(port, {}).update(meta)
             try:
                 yield from audit_and_publish(context, build, ports, version, started)
             except ContractViolation as exc:
-                raise dg.Failure(description=str(exc)) from exc
+                raise stopped(domain, ports, exc) from exc
 
     return _build
 
 
+def landing_key(source: str) -> list[str]:
+    return ["landing", source]
+
+
 def external_input_specs(domain: Domain) -> list[dg.AssetSpec]:
-    """Other domains' ports this domain reads: named by key only, never by their code."""
-    return [dg.AssetSpec(key=ref.key) for ref in domain.input_ports if ref.domain != domain.name]
+    """The domain's input ports as external assets: other domains' ports, named by key only
+    (never by their code), and the raw landing sources it ingests."""
+    ports = [dg.AssetSpec(key=ref.key) for ref in domain.input_ports if ref.domain != domain.name]
+    sources = [
+        dg.AssetSpec(
+            key=landing_key(s.name),
+            description=s.description,
+            group_name="landing",
+            kinds={"csv"},
+            metadata={"cadence": s.cadence, "file": f"data/landing/{s.name}/<partition>/{s.file}"},
+        )
+        for s in domain.sources
+    ]
+    return ports + sources
 
 
 def domain_definitions(
@@ -151,14 +179,16 @@ def domain_definitions(
         assets=[*own, *external_input_specs(domain)],
         jobs=[
             dg.define_asset_job(
-                f"build_{domain.name}", selection=selection,
+                f"build_{domain.name}",
+                selection=selection,
                 description=f"Build and publish every output port of {domain.name}.",
                 tags={"mesh/domain": domain.name},
             )
         ],
         sensors=[
             dg.AutomationConditionSensorDefinition(
-                f"{domain.name}_automation", target=selection,
+                f"{domain.name}_automation",
+                target=selection,
                 default_status=dg.DefaultSensorStatus.RUNNING,
                 minimum_interval_seconds=AUTOMATION_INTERVAL_S,
                 description=f"Starts {domain.name} when its input ports publish a passing version.",

@@ -186,10 +186,7 @@ def _parse_domain(raw: dict, path: Path) -> Domain:
         lifecycle_phase=_one_of(raw.get("lifecycle_phase", "all"), LIFECYCLE_PHASES, where),
         toolchain=_one_of(_require(raw, "toolchain", where), TOOLCHAINS, where),
         sla_freshness_hours=sla.get("freshness_hours"),
-        sources=tuple(
-            _parse_source(n, s or {}, f"{where}: source {n}")
-            for n, s in (inputs.get("sources") or {}).items()
-        ),
+        sources=tuple(_landing_source(n, where) for n in inputs.get("sources") or ()),
         input_ports=tuple(_parse_port_ref(r, where) for r in inputs.get("ports") or []),
         output_ports=tuple(
             _parse_output_port(name, n, p or {}, f"{where}: output port {n}")
@@ -197,6 +194,28 @@ def _parse_domain(raw: dict, path: Path) -> Domain:
         ),
         path=path,
     )
+
+
+LANDING_DESCRIPTOR = Path(__file__).resolve().parents[1] / "landing.yaml"
+
+
+def load_landing(path: Path = LANDING_DESCRIPTOR) -> dict[str, SourcePort]:
+    """The landing zone's sources and their contracts, declared once for every domain."""
+    raw = yaml.safe_load(path.read_text()) or {}
+    return {
+        name: _parse_source(name, spec or {}, f"{path}: source {name}")
+        for name, spec in (raw.get("sources") or {}).items()
+    }
+
+
+def _landing_source(name: str, where: str) -> SourcePort:
+    sources = load_landing()
+    if name not in sources:
+        raise DescriptorError(
+            f"{where}: input source {name!r} is not declared in {LANDING_DESCRIPTOR} "
+            f"(known: {', '.join(sorted(sources))})"
+        )
+    return sources[name]
 
 
 def _parse_port_ref(ref: str, where: str) -> PortRef:
@@ -243,7 +262,9 @@ def _parse_contract(raw: dict, where: str) -> Contract:
 def _parse_column(name: str, raw: dict | str, where: str) -> ColumnSpec:
     if isinstance(raw, str):
         raw = {"type": raw}
-    checks = {k: v for k, v in raw.items() if k not in {"type", "description", "nullable", "unique"}}
+    checks = {
+        k: v for k, v in raw.items() if k not in {"type", "description", "nullable", "unique"}
+    }
     unknown = set(checks) - {"isin", "ge", "le", "gt", "lt", "str_length", "matches", "npi"}
     if unknown:
         raise DescriptorError(f"{where}: unknown check(s) {', '.join(sorted(unknown))}")
@@ -273,10 +294,7 @@ def _parse_rule(raw: dict, names: set[str], where: str) -> RowRule:
 def discover_domains(root: Path | None = None) -> dict[str, Domain]:
     """Every domain folder (one holding a ``domain.yaml``) under ``mesh_domains/``."""
     root = root or Path(__file__).resolve().parents[1]
-    return {
-        d.name: d
-        for d in (load_domain(p) for p in sorted(root.glob("*/domain.yaml")))
-    }
+    return {d.name: d for d in (load_domain(p) for p in sorted(root.glob("*/domain.yaml")))}
 
 
 def domain_levels(domains: dict[str, Domain]) -> list[list[str]]:

@@ -27,6 +27,14 @@ from .versioning import folder_hash, git_sha
 CONTRACT_CHECK = "contract"
 
 
+def stopped(domain: Domain, ports, exc: Exception):
+    """The Dagster failure for a build stopped by a contract: names domain, ports and cause."""
+    import dagster as dg
+
+    names = ", ".join(p.name if hasattr(p, "name") else str(p) for p in ports)
+    return dg.Failure(description=f"{domain.name}: building port(s) {names} stopped.\n{exc}")
+
+
 @dataclass
 class BuildContext:
     """What a domain's build function gets: a staging connection and the domain's inputs.
@@ -44,19 +52,22 @@ class BuildContext:
 
     def source(self, name: str, *, latest_only: bool = False) -> str:
         """Check and load a raw source's deliveries; returns the staging table holding them."""
-        table, chosen = load_source(self.con, self.domain.name, self.domain.source(name),
-                                    latest_only=latest_only)
+        table, chosen = load_source(
+            self.con, self.domain.name, self.domain.source(name), latest_only=latest_only
+        )
         self.deliveries[name] = chosen
-        self.log.info(f"{self.domain.name}: source {name}: {len(chosen)} delivery(ies) passed "
-                      "their contract")
+        self.log.info(
+            f"{self.domain.name}: source {name}: {len(chosen)} delivery(ies) passed their contract"
+        )
         return table
 
     def port(self, ref: str) -> str:
         """SQL naming an input port at its pinned version, e.g. for ``from {ctx.port(...)}``."""
         if ref not in self.input_versions:
             declared = ", ".join(self.input_versions) or "none"
-            raise KeyError(f"{self.domain.name}: {ref!r} is not a declared input port "
-                           f"(declared: {declared})")
+            raise KeyError(
+                f"{self.domain.name}: {ref!r} is not a declared input port (declared: {declared})"
+            )
         producer, port = ref.split("/")
         return f"{lake.lake_alias(producer)}.main.{port} at (version => {self.input_versions[ref]})"
 
@@ -119,8 +130,10 @@ def check_results(reports: list[ContractReport]) -> Iterator[dg.AssetCheckResult
             passed=r.passed,
             severity=dg.AssetCheckSeverity.ERROR,
             description=r.message(),
-            metadata={"rows_checked": r.rows,
-                      "failures": dg.MetadataValue.json(r.as_metadata()["failures"])},
+            metadata={
+                "rows_checked": r.rows,
+                "failures": dg.MetadataValue.json(r.as_metadata()["failures"]),
+            },
         )
 
 
@@ -153,8 +166,9 @@ def audit_and_publish(
         "deliveries": {s: [d.partition for d in ds] for s, ds in build.deliveries.items()},
     }
     snapshot = lake.publish(build.con, domain.name, {p.name: f"main.{p.name}" for p in ports}, info)
-    context.log.info(f"{domain.name}: published {', '.join(p.name for p in ports)} as version "
-                     f"{snapshot}")
+    context.log.info(
+        f"{domain.name}: published {', '.join(p.name for p in ports)} as version {snapshot}"
+    )
     for r in reports:
         yield dg.MaterializeResult(
             asset_key=[domain.name, r.port],

@@ -140,8 +140,13 @@ def check_delivery(
         raise _reject(delivery, report)
     con.execute(f"create or replace temp table {typed} as {_typed_select(source, raw)}")
     report = validate_table(
-        con, typed, source.contract, domain=domain, port=source.name,
-        file=delivery.display, kind="source",
+        con,
+        typed,
+        source.contract,
+        domain=domain,
+        port=source.name,
+        file=delivery.display,
+        kind="source",
     )
     if not report.passed:
         raise _reject(delivery, report)

@@ -1,0 +1,18 @@
+with physicians as (
+    select * from {{ ref('stg_physicians') }}
+),
+
+final as (
+    select
+        physician_id,
+        npi,
+        me_number,
+        coalesce(first_name || ' ' || last_name, 'Unknown prescriber ' || npi) as physician_name,
+        coalesce(specialty, 'Unknown') as specialty,
+        state,
+        status,
+        record_source = 'ama' as is_in_ama_file
+    from physicians
+)
+
+select * from final

@@ -1,0 +1,20 @@
+with source as (
+    select * from {{ port_source('physician_master', 'physicians') }}
+),
+
+renamed as (
+    select
+        mesh_id as physician_id,
+        npi,
+        me_number,
+        first_name,
+        last_name,
+        specialty,
+        state,
+        zip,
+        status,
+        record_source
+    from source
+)
+
+select * from renamed

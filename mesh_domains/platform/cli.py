@@ -1,0 +1,170 @@
+"""The ``mesh`` command line: generate source data, build the mesh in order, show its status."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .settings import default_dagster_home, mesh_paths
+
+app = typer.Typer(
+    help="Data Mesh Factory: build and run a data mesh on Dagster.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(width=None if sys.stdout.isatty() else 120)
+DEFAULT_SCALE = 0.2
+DEFAULT_SEED = 42
+
+
+def _instance():
+    """The project's Dagster instance (DAGSTER_HOME, default ``.dagster``): the UI's too."""
+    import dagster as dg
+
+    home = default_dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return dg.DagsterInstance.get()
+
+
+@app.command()
+def generate(
+    scale: Annotated[
+        float, typer.Option(help="Size factor: 1.0 ≈ 5,000 physicians.")
+    ] = DEFAULT_SCALE,
+    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = DEFAULT_SEED,
+) -> None:
+    """Write the synthetic landing zone (data/landing/<source>/<partition>/...)."""
+    from .synthetic import generate as run
+
+    started = time.monotonic()
+    written = run(mesh_paths().landing, scale=scale, seed=seed)
+    for source, files in written.items():
+        console.print(f"  {source}: {len(files)} deliveries")
+    console.print(
+        f"[green]landing zone written[/] to {mesh_paths().landing} "
+        f"(scale {scale}, seed {seed}) in {time.monotonic() - started:.1f}s"
+    )
+
+
+def _status_table(rows, title: str) -> Table:
+    table = Table(title=title)
+    for col in ("domain", "port", "state", "rows", "version", "checks", "duration"):
+        table.add_column(col, justify="right" if col in {"rows", "version", "duration"} else "left")
+    for r in rows:
+        state = {
+            "published": "[green]published[/]",
+            "failed": "[red]failed[/]",
+            "skipped": "[yellow]skipped[/]",
+        }.get(r.state, r.state)
+        table.add_row(
+            r.domain,
+            r.port,
+            state,
+            "-" if r.rows is None else f"{r.rows:,}",
+            "-" if r.version is None else str(r.version),
+            r.checks,
+            "-" if r.duration_s is None else f"{r.duration_s:.1f}s",
+        )
+    return table
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Print every domain's ports from the Dagster instance, without building."""
+    from .descriptor import discover_domains
+    from .status import mesh_status
+
+    rows = mesh_status(_instance(), discover_domains())
+    if as_json:
+        print(json.dumps([r.as_dict() for r in rows], indent=2, default=str))
+        return
+    console.print(_status_table(rows, "mesh status"))
+
+
+@app.command()
+def build(
+    domain: Annotated[list[str] | None, typer.Option(help="Only these domains.")] = None,
+) -> None:
+    """Build every domain in the order of the domain graph; exit 1 if any fails."""
+    from .build import build_mesh
+    from .descriptor import discover_domains
+    from .status import mesh_status
+
+    instance = _instance()
+    domains = discover_domains()
+    started = time.monotonic()
+    current = {}
+
+    def progress(name, phase, result):
+        if phase == "start":
+            ports = ", ".join(p.name for p in domains[name].output_ports)
+            current["status"] = console.status(f"building [bold]{name}[/] ({ports}) …")
+            current["status"].start()
+            return
+        if "status" in current:
+            current.pop("status").stop()
+        if result.state == "built":
+            console.print(f"[green]✔[/] {name} built in {result.seconds:.1f}s")
+        elif result.state == "skipped":
+            console.print(f"[yellow]⏭[/] {name} skipped: {result.error}")
+        else:
+            console.print(f"[red]✘ {name} failed[/] after {result.seconds:.1f}s:\n{result.error}")
+
+    console.print(f"building the mesh ({len(domains)} domains) on {instance.root_directory}")
+    report = build_mesh(instance, only=domain, on_event=progress)
+    failed = {r.domain: r.state for r in report.results if r.state != "built"}
+    rows = mesh_status(instance, {n: d for n, d in domains.items() if not domain or n in domain})
+    for row in rows:
+        if row.domain in failed:
+            row.state = failed[row.domain]
+    console.print(_status_table(rows, f"mesh build — {time.monotonic() - started:.1f}s"))
+    if not report.ok:
+        console.print(
+            "[red]the mesh build failed[/]: ports of failed or skipped domains keep "
+            "serving their previous versions."
+        )
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    scale: Annotated[float, typer.Option(help="Size factor for generated data.")] = DEFAULT_SCALE,
+    seed: Annotated[int, typer.Option()] = DEFAULT_SEED,
+) -> None:
+    """Generate the landing zone, then build the whole mesh and print its status."""
+    generate(scale=scale, seed=seed)
+    build(domain=None)
+
+
+@app.command()
+def paths() -> None:
+    """Where the mesh keeps its data and its Dagster instance."""
+    p = mesh_paths()
+    for name, value in (
+        ("data", p.data),
+        ("landing", p.landing),
+        ("lakes", p.data / "lake"),
+        ("quarantine", p.quarantine),
+        ("dagster home", default_dagster_home()),
+    ):
+        console.print(f"{name:>13}: {value}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

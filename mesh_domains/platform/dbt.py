@@ -1,0 +1,277 @@
+"""dbt domains: a dbt-duckdb project builds the ports into staging; the platform audits and
+publishes them exactly as for Python domains.
+
+The dbt project lives in ``dbt_projects/<domain>/``; its models tagged ``port`` are the domain's
+output ports. The platform writes the dbt profile for each build: the main database is the
+domain's staging database, and each producer's lake is attached read-only (after the grant
+check), so ``{{ port_source('<domain>', '<port>') }}`` reads the pinned input port version.
+dbt tests surface as asset checks; the pandera contract of each port runs after ``dbt build``
+and before publish.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import yaml
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource
+from dagster_dbt.asset_utils import build_dbt_specs
+
+from . import lake
+from .contracts import ContractViolation
+from .definitions import contract_check_spec, port_spec
+from .descriptor import Domain, discover_domains
+from .ports import (
+    BuildContext,
+    attach_inputs,
+    audit_and_publish,
+    code_version,
+    staging_connection,
+    stopped,
+)
+from .settings import PROJECT_ROOT, mesh_paths
+from .versioning import folder_hash
+
+DBT_PROJECTS = PROJECT_ROOT / "dbt_projects"
+SHARED_MACROS = Path(__file__).parent / "dbt_macros"
+PORT_TAG = "port"
+DBT_LOG_TAIL = 40
+
+
+def dbt_executable() -> str:
+    return str(Path(sys.executable).parent / "dbt")
+
+
+def write_profile(domain: Domain, profiles_dir: Path, read_lakes: Mapping[str, Path]) -> Path:
+    """A dbt profile whose main database is the domain's staging DB, producers attached RO."""
+    output: dict[str, Any] = {
+        "type": "duckdb",
+        "path": str(mesh_paths().staging_db(domain.name)),
+        "threads": 1,
+        "extensions": list(lake.EXTENSIONS),
+    }
+    if read_lakes:
+        output["attach"] = [
+            {
+                "path": f"ducklake:sqlite:{catalog}",
+                "alias": lake.lake_alias(producer),
+                "read_only": True,
+            }
+            for producer, catalog in read_lakes.items()
+        ]
+    profiles_dir.mkdir(parents=True, exist_ok=True)
+    profile = {domain.name: {"target": "mesh", "outputs": {"mesh": output}}}
+    path = profiles_dir / "profiles.yml"
+    text = yaml.safe_dump(profile, sort_keys=False)
+    if not path.exists() or path.read_text() != text:  # unchanged profile: partial parsing holds
+        path.write_text(text)
+    return path
+
+
+def profile_dir(domain: Domain, project_dir: Path) -> Path:
+    """The generated dbt profile, one for parse and build alike (so partial parsing holds)."""
+    producers = sorted({ref.domain for ref in domain.input_ports})
+    directory = project_dir / "target" / "mesh_profile"
+    write_profile(domain, directory, {p: mesh_paths().lake_catalog(p) for p in producers})
+    return directory
+
+
+def ensure_manifest(domain: Domain, project_dir: Path) -> Path:
+    """Parse the dbt project when its manifest is missing or older than its sources.
+
+    The manifest is build output (never committed); a content hash of the project and the
+    shared macros tells when it must be made again, so a code location loads fast when nothing
+    changed.
+    """
+    manifest = project_dir / "target" / "manifest.json"
+    stamp = project_dir / "target" / "mesh_parse.hash"
+    profiles_dir = profile_dir(domain, project_dir)
+    wanted = (
+        folder_hash(project_dir, SHARED_MACROS)
+        + ":"
+        + hashlib.sha256((profiles_dir / "profiles.yml").read_bytes()).hexdigest()[:12]
+    )
+    if manifest.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return manifest
+    result = subprocess.run(
+        [
+            dbt_executable(),
+            "parse",
+            "--project-dir",
+            str(project_dir),
+            "--profiles-dir",
+            str(profiles_dir),
+            "--quiet",
+        ],
+        cwd=project_dir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"domain {domain.name!r}: `dbt parse` failed for {project_dir}:\n"
+            f"{result.stdout[-4000:]}{result.stderr[-4000:]}"
+        )
+    stamp.write_text(wanted)
+    return manifest
+
+
+class MeshDbtTranslator(DagsterDbtTranslator):
+    """Maps dbt nodes onto mesh keys: models → ``[domain, model]``, sources named after a
+    domain → that domain's port ``[producer, port]``, other sources → ``[landing, table]``."""
+
+    def __init__(self, domain: Domain, version: str):
+        super().__init__(DagsterDbtTranslatorSettings(enable_asset_checks=True))
+        self.domain = domain
+        self.version = version
+        self.domains = set(discover_domains())
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        rtype = dbt_resource_props["resource_type"]
+        if rtype == "source":
+            source = dbt_resource_props["source_name"]
+            table = dbt_resource_props["name"]
+            return dg.AssetKey([source, table] if source in self.domains else ["landing", table])
+        return dg.AssetKey([self.domain.name, dbt_resource_props["name"]])
+
+    def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = self.get_resource_props(manifest, unique_id)
+        if props["resource_type"] != "model" or PORT_TAG not in props.get("tags", []):
+            return spec
+        port = self.domain.output_port(props["name"])
+        mesh = port_spec(self.domain, port, "dbt", self.version, [])
+        return spec.replace_attributes(
+            group_name=mesh.group_name,
+            owners=mesh.owners,
+            code_version=mesh.code_version,
+            automation_condition=mesh.automation_condition,
+            description=mesh.description,
+            tags={**spec.tags, **mesh.tags},
+            kinds={*spec.kinds, *mesh.kinds},
+        ).merge_attributes(metadata=mesh.metadata)
+
+
+def dbt_domain_assets(domain: Domain) -> dg.AssetsDefinition:
+    """The dbt project of ``domain`` as one write–audit–publish step over all its ports."""
+    project_dir = DBT_PROJECTS / domain.name
+    manifest_path = ensure_manifest(domain, project_dir)
+    manifest = json.loads(manifest_path.read_text())
+    version = code_version(domain, project_dir)
+    translator = MeshDbtTranslator(domain, version)
+    specs, dbt_checks = build_dbt_specs(
+        translator=translator,
+        manifest=manifest,
+        select=f"tag:{PORT_TAG}",
+        exclude="",
+        selector="",
+        io_manager_key=None,
+        project=None,
+    )
+    port_names = [s.key.path[-1] for s in _topological(specs)]
+    missing = {p.name for p in domain.output_ports} - set(port_names)
+    if missing:
+        raise RuntimeError(
+            f"domain {domain.name!r}: output port(s) {sorted(missing)} have no "
+            f"dbt model tagged '{PORT_TAG}' in {project_dir}"
+        )
+    ports = [domain.output_port(n) for n in port_names]
+
+    @dg.multi_asset(
+        name=f"{domain.name}__dbt_build",
+        specs=specs,
+        check_specs=[*dbt_checks, *(contract_check_spec(p) for p in ports)],
+        can_subset=False,
+        pool=f"{domain.name}_lake",
+        op_tags={"dagster_dbt/select": f"tag:{PORT_TAG}"},
+        allow_arbitrary_check_specs=True,
+    )
+    def _build(context):
+        started = time.monotonic()
+        with staging_connection(domain) as con:
+            build = BuildContext(domain, con, context.log)
+            build.input_versions = attach_inputs(con, domain)
+            try:
+                for source in domain.sources:
+                    build.source(source.name)
+            except ContractViolation as exc:
+                raise stopped(domain, ports, exc) from exc
+            _pin_input_versions(con, build.input_versions)
+        yield from _run_dbt(context, domain, project_dir, build)
+        with staging_connection(domain) as con:
+            build.con = con
+            try:
+                yield from audit_and_publish(context, build, ports, version, started)
+            except ContractViolation as exc:
+                raise stopped(domain, ports, exc) from exc
+
+    return _build
+
+
+def _pin_input_versions(con, versions: Mapping[str, int | None]) -> None:
+    """Hand the pinned input port versions to dbt (read by the ``port_source`` macro)."""
+    con.execute("create or replace table main._mesh_input_versions (port varchar, version bigint)")
+    if versions:
+        con.executemany(
+            "insert into main._mesh_input_versions values (?, ?)", list(versions.items())
+        )
+
+
+def _topological(specs) -> list[dg.AssetSpec]:
+    """Ports in dependency order: Dagster wants a multi-asset's outputs yielded that way."""
+    pending = {s.key: s for s in specs}
+    ordered: list[dg.AssetSpec] = []
+    while pending:
+        ready = [s for s in pending.values() if not any(d.asset_key in pending for d in s.deps)]
+        ordered += sorted(ready, key=lambda s: s.key.to_user_string())
+        for s in ready:
+            del pending[s.key]
+    return ordered
+
+
+def _run_dbt(context, domain: Domain, project_dir: Path, build: BuildContext):
+    """``dbt build`` of the port models into staging; yields dbt test results as checks."""
+    profiles_dir = profile_dir(domain, project_dir)
+    dbt = DbtCliResource(
+        project_dir=str(project_dir),
+        profiles_dir=str(profiles_dir),
+        dbt_executable=dbt_executable(),
+    )
+    invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+    for event in invocation.stream():
+        if isinstance(event, dg.Output | dg.AssetMaterialization):
+            continue  # staged only: the port is materialized when it is published
+        yield event
+    if not invocation.is_successful():
+        failed = _failed_nodes(invocation)
+        raise dg.Failure(
+            description=f"domain {domain.name!r}: dbt build failed in {project_dir}; "
+            f"nothing was published.\n{failed}",
+        )
+
+
+def _failed_nodes(invocation) -> str:
+    lines = []
+    try:
+        results = invocation.get_artifact("run_results.json").get("results", [])
+    except Exception:  # noqa: BLE001 — the log tail below still explains the failure
+        results = []
+    for r in results:
+        if r.get("status") in {"error", "fail"}:
+            lines.append(
+                f"  - {r.get('unique_id')}: {r.get('status')}: "
+                f"{(r.get('message') or '').strip()[:500]}"
+            )
+    if not lines:
+        logs = [e.raw_event.get("info", {}).get("msg", "") for e in invocation.get_error_events()]
+        lines = [f"  {m}" for m in logs[-DBT_LOG_TAIL:]] if logs else ["  (see the run log)"]
+    return "\n".join(lines)
