@@ -50,6 +50,13 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
             error = event.step_failure_data.error
+            # unwrap Dagster's "error occurred while executing op" to the user's cause
+            while (
+                error is not None
+                and error.cause is not None
+                and ("DagsterExecutionStepExecutionError" in error.message)
+            ):
+                error = error.cause
             if error is not None:
                 text = error.message.strip()
                 # a dg.Failure's description is the user-facing text; drop the class prefix

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from typing import Annotated
@@ -24,15 +25,24 @@ DEFAULT_SCALE = 0.2
 DEFAULT_SEED = 42
 
 
-def _instance():
-    """The project's Dagster instance (DAGSTER_HOME, default ``.dagster``): the UI's too."""
-    import dagster as dg
+INSTANCE_TEMPLATE = Path(__file__).parent / "instance" / "dagster.yaml"
 
+
+def prepare_instance_home() -> Path:
+    """Create DAGSTER_HOME (default ``.dagster``) with the mesh's instance config if new."""
     home = default_dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
     if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        shutil.copy(INSTANCE_TEMPLATE, home / "dagster.yaml")
+    return home
+
+
+def _instance():
+    """The project's Dagster instance: the one the Dagster UI opens too."""
+    import dagster as dg
+
+    prepare_instance_home()
     return dg.DagsterInstance.get()
 
 
@@ -160,6 +170,12 @@ def paths() -> None:
         ("dagster home", default_dagster_home()),
     ):
         console.print(f"{name:>13}: {value}")
+
+
+@app.command()
+def instance() -> None:
+    """Create the Dagster home (if new) that `mesh build` and `dagster dev` share."""
+    console.print(f"DAGSTER_HOME={prepare_instance_home()}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -20,6 +20,7 @@ import pandera.ibis as pa
 from pandera.errors import SchemaError, SchemaErrors
 
 from .descriptor import ColumnSpec, Contract, RowRule
+from .errors import MeshError
 
 IBIS_TYPES = {
     "string": "string",
@@ -103,7 +104,7 @@ class ContractReport:
         }
 
 
-class ContractViolation(Exception):
+class ContractViolation(MeshError):
     """Raised when a delivery or a staged port breaks its contract; nothing was published."""
 
     def __init__(self, report: ContractReport, hint: str = ""):

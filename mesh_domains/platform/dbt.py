@@ -26,7 +26,6 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from dagster_dbt.asset_utils import build_dbt_specs
 
 from . import lake
-from .contracts import ContractViolation
 from .definitions import contract_check_spec, port_spec
 from .descriptor import Domain, discover_domains
 from .ports import (
@@ -35,7 +34,7 @@ from .ports import (
     audit_and_publish,
     code_version,
     staging_connection,
-    stopped,
+    user_errors,
 )
 from .settings import PROJECT_ROOT, mesh_paths
 from .versioning import folder_hash
@@ -197,22 +196,17 @@ def dbt_domain_assets(domain: Domain) -> dg.AssetsDefinition:
     )
     def _build(context):
         started = time.monotonic()
-        with staging_connection(domain) as con:
-            build = BuildContext(domain, con, context.log)
-            build.input_versions = attach_inputs(con, domain)
-            try:
+        with user_errors(domain, ports):
+            with staging_connection(domain) as con:
+                build = BuildContext(domain, con, context.log)
+                build.input_versions = attach_inputs(con, domain)
                 for source in domain.sources:
                     build.source(source.name)
-            except ContractViolation as exc:
-                raise stopped(domain, ports, exc) from exc
-            _pin_input_versions(con, build.input_versions)
-        yield from _run_dbt(context, domain, project_dir, build)
-        with staging_connection(domain) as con:
-            build.con = con
-            try:
+                _pin_input_versions(con, build.input_versions)
+            yield from _run_dbt(context, domain, project_dir, build)
+            with staging_connection(domain) as con:
+                build.con = con
                 yield from audit_and_publish(context, build, ports, version, started)
-            except ContractViolation as exc:
-                raise stopped(domain, ports, exc) from exc
 
     return _build
 

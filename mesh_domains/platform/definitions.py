@@ -16,7 +16,6 @@ from pathlib import Path
 
 import dagster as dg
 
-from .contracts import ContractViolation
 from .descriptor import Domain, OutputPort, load_domain
 from .ports import (
     CONTRACT_CHECK,
@@ -24,7 +23,7 @@ from .ports import (
     attach_inputs,
     audit_and_publish,
     code_version,
-    stopped,
+    user_errors,
 )
 from .ports import staging_connection as _staging
 
@@ -127,19 +126,13 @@ def python_assets(domain: Domain, builder: PortBuilder) -> dg.AssetsDefinition:
     )
     def _build(context):
         started = time.monotonic()
-        with _staging(domain) as con:
+        with user_errors(domain, ports), _staging(domain) as con:
             build = BuildContext(domain, con, context.log)
             build.input_versions = attach_inputs(con, domain)
-            try:
-                extra = builder.fn(build) or {}
-            except ContractViolation as exc:
-                raise stopped(domain, ports, exc) from exc
+            extra = builder.fn(build) or {}
             for port, meta in extra.items():
                 build.metadata.setdefault(port, {}).update(meta)
-            try:
-                yield from audit_and_publish(context, build, ports, version, started)
-            except ContractViolation as exc:
-                raise stopped(domain, ports, exc) from exc
+            yield from audit_and_publish(context, build, ports, version, started)
 
     return _build
 

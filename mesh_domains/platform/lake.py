@@ -21,13 +21,14 @@ import duckdb
 import duckdb_extensions
 
 from .descriptor import Domain, PortRef
+from .errors import MeshError, MissingInputError
 from .settings import MeshPaths, mesh_paths
 
 EXTENSIONS = ("ducklake", "sqlite_scanner")
 _installed = False
 
 
-class PortAccessError(PermissionError):
+class PortAccessError(MeshError, PermissionError):
     """A domain tried to read a port it holds no grant for."""
 
 
@@ -100,7 +101,7 @@ def attach_port_reader(
         check_grant(consumer, producer, port)
     catalog = mesh_paths().lake_catalog(producer.name)
     if not catalog.exists():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"domain {consumer!r} reads {producer.name!r}, whose lake {catalog} does not exist "
             f"yet: build {producer.name} first (mesh build)."
         )

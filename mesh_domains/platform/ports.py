@@ -20,6 +20,7 @@ import duckdb
 from . import lake
 from .contracts import ContractReport, ContractViolation, validate_table
 from .descriptor import Domain, OutputPort, PortRef, discover_domains
+from .errors import MeshError, MissingInputError
 from .settings import mesh_env, mesh_paths
 from .sources import Delivery, load_source
 from .versioning import folder_hash, git_sha
@@ -27,12 +28,17 @@ from .versioning import folder_hash, git_sha
 CONTRACT_CHECK = "contract"
 
 
-def stopped(domain: Domain, ports, exc: Exception):
-    """The Dagster failure for a build stopped by a contract: names domain, ports and cause."""
-    import dagster as dg
-
-    names = ", ".join(p.name if hasattr(p, "name") else str(p) for p in ports)
-    return dg.Failure(description=f"{domain.name}: building port(s) {names} stopped.\n{exc}")
+@contextmanager
+def user_errors(domain: Domain, ports: list[OutputPort]) -> Iterator[None]:
+    """Turn the platform's user-facing errors into a Dagster failure that names the domain and
+    the ports whose build stopped, followed by the error's own explanation."""
+    try:
+        yield
+    except MeshError as exc:
+        names = ", ".join(p.name for p in ports)
+        raise dg.Failure(
+            description=f"{domain.name}: building port(s) {names} stopped.\n{exc}"
+        ) from exc
 
 
 @dataclass
@@ -86,12 +92,12 @@ def attach_inputs(con: duckdb.DuckDBPyConnection, domain: Domain) -> dict[str, i
     versions: dict[str, int | None] = {}
     for producer, refs in by_producer.items():
         if producer not in producers:
-            raise KeyError(f"{domain.name}: input port on unknown domain {producer!r}")
+            raise MissingInputError(f"{domain.name}: input port on unknown domain {producer!r}")
         lake.attach_port_reader(con, domain.name, producers[producer], [r.port for r in refs])
         versions.update(lake.input_port_versions(con, refs))
     missing = [ref for ref, v in versions.items() if v is None]
     if missing:
-        raise RuntimeError(
+        raise MissingInputError(
             f"domain {domain.name!r}: input port(s) {', '.join(missing)} have no published "
             "version yet; build their domains first (mesh build builds in order)."
         )

@@ -1,0 +1,74 @@
+"""Shared fixtures: a tiny, real mesh in a temporary data root and Dagster home.
+
+Everything is real: generated landing files, DuckDB/DuckLake lakes, pandera contracts, dbt
+builds, and a Dagster instance on SQLite storage in a temporary ``DAGSTER_HOME``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from mesh_domains.platform.build import build_mesh, domain_job
+from mesh_domains.platform.settings import MeshPaths
+from mesh_domains.platform.synthetic import generate
+
+TINY = {"scale": 0.02, "seed": 7, "months": 2, "days": 3, "weeks": 3}
+
+
+@dataclass
+class Mesh:
+    """A tiny mesh under test: its paths and its Dagster instance."""
+
+    paths: MeshPaths
+    instance: dg.DagsterInstance
+
+    def build(self, *domains: str):
+        return build_mesh(self.instance, only=domains or None)
+
+    def run_job(self, domain: str) -> dg.ExecuteInProcessResult:
+        return domain_job(domain).execute_in_process(instance=self.instance, raise_on_error=False)
+
+    def landing_file(self, source: str, partition: str | None = None) -> Path:
+        parts = sorted((self.paths.landing / source).iterdir())
+        part = parts[-1] if partition is None else self.paths.landing / source / partition
+        return next(part.glob("*.csv"))
+
+
+def _make_mesh(root: Path) -> Iterator[Mesh]:
+    data = root / "data"
+    generate(data / "landing", **TINY)
+    old = {k: os.environ.get(k) for k in ("MESH_DATA_DIR", "MESH_ENV")}
+    os.environ["MESH_DATA_DIR"] = str(data)
+    os.environ["MESH_ENV"] = "ci"
+    home = root / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    try:
+        with dg.instance_for_test(temp_dir=str(home)) as instance:
+            yield Mesh(MeshPaths(data), instance)
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def mesh(tmp_path) -> Iterator[Mesh]:
+    """A fresh tiny mesh: landing data generated, nothing built yet."""
+    yield from _make_mesh(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def built_mesh(tmp_path_factory) -> Iterator[Mesh]:
+    """A tiny mesh with every domain built once (shared by a module's read-only tests)."""
+    for mesh in _make_mesh(tmp_path_factory.mktemp("mesh")):
+        report = mesh.build()
+        assert report.ok, [r.error for r in report.results]
+        yield mesh

@@ -1,0 +1,109 @@
+"""physician_master on tiny data, with a real Dagster instance: mastering, WAP, versions."""
+
+import dagster as dg
+import pytest
+
+from mesh_domains.platform import lake
+from mesh_domains.platform.descriptor import discover_domains
+from mesh_domains.platform.status import port_status
+
+pytestmark = pytest.mark.slow
+DOMAIN = "physician_master"
+
+
+def _read(sql: str):
+    con = lake.connect()
+    try:
+        lake.attach_own_lake(con, DOMAIN)
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_build_publishes_both_ports_with_metadata(mesh):
+    """One run publishes physicians and physician_xref in one commit, with their metadata."""
+    result = mesh.run_job(DOMAIN)
+    assert result.success
+    domain = discover_domains()[DOMAIN]
+    statuses = [port_status(mesh.instance, domain, p) for p in ("physicians", "physician_xref")]
+    assert {s.version for s in statuses} == {statuses[0].version} != {None}
+    assert all(s.rows > 0 and s.checks == "1/1" for s in statuses)
+    event = mesh.instance.get_latest_materialization_event(dg.AssetKey([DOMAIN, "physicians"]))
+    meta = event.asset_materialization.metadata
+    for key in ("port_version", "code_version", "input_port_versions", "crm_match_rate"):
+        assert key in meta, key
+    assert meta["crm_match_rate"].value > 0.8
+
+
+def test_golden_records_cover_ama_and_unknown_prescribers(mesh):
+    """Every AMA physician gets one golden record; unknown Rx prescribers become rx_only."""
+    assert mesh.run_job(DOMAIN).success
+    rows = dict(
+        _read(
+            "select record_source, count(*) from physician_master_lake.main.physicians group by 1"
+        )
+    )
+    ama_rows = sum(1 for _ in mesh.landing_file("ama_physician").open()) - 1
+    assert rows["ama"] == ama_rows
+    assert rows.get("rx_only", 0) >= 1
+    xref = dict(
+        _read(
+            "select match_method, count(*) from physician_master_lake.main.physician_xref "
+            "where source_system = 'crm' group by 1"
+        )
+    )
+    assert xref.get("npi", 0) > 0 and xref.get("name", 0) > 0
+
+
+def test_rerun_publishes_a_new_version_with_identical_content_and_keeps_the_old(mesh):
+    """Idempotent: the same inputs give the same content under a new, immutable version."""
+    assert mesh.run_job(DOMAIN).success
+    v1 = lake_version = _read("select max(snapshot_id) from physician_master_lake.snapshots()")[0][
+        0
+    ]
+    assert mesh.run_job(DOMAIN).success
+    v2 = _read("select max(snapshot_id) from physician_master_lake.snapshots()")[0][0]
+    assert v2 > v1 == lake_version
+    digest = (
+        "select count(*), sum(hash(mesh_id, npi, status)) from "
+        "physician_master_lake.main.physicians"
+    )
+    assert _read(f"{digest} at (version => {v1})") == _read(f"{digest} at (version => {v2})")
+    stable = _read(
+        f"select count(*) from (select * from physician_master_lake.main.physicians "
+        f"at (version => {v1})) a join physician_master_lake.main.physicians b using (npi) "
+        "where a.mesh_id <> b.mesh_id"
+    )
+    assert stable == [(0,)]
+
+
+def test_bad_delivery_fails_the_contract_and_keeps_the_published_version(mesh):
+    """Duplicate NPIs and a null key block publish; the previous version is still served."""
+    assert mesh.run_job(DOMAIN).success
+    domain = discover_domains()[DOMAIN]
+    before = port_status(mesh.instance, domain, "physicians").version
+    ama = mesh.landing_file("ama_physician")
+    lines = ama.read_text().splitlines()
+    first = lines[1].split(",")
+    nulled = lines[2].split(",")
+    nulled[1] = ""
+    ama.write_text(
+        "\n".join([*lines, ",".join(["99999999999", *first[1:]]), ",".join(nulled)]) + "\n"
+    )
+    result = mesh.run_job(DOMAIN)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.error.message
+    for part in (
+        "physician_master",
+        "physicians",
+        "ama_physician",
+        str(ama.name),
+        "'npi'",
+        "unique",
+        "not_null",
+    ):
+        assert part in message, part
+    assert port_status(mesh.instance, domain, "physicians").version == before
+    assert _read("select count(*) from physician_master_lake.main.physicians")[0][0] > 0
+    assert (mesh.paths.quarantine / "ama_physician" / ama.parent.name / ama.name).exists()

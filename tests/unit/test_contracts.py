@@ -1,0 +1,113 @@
+"""Contracts: declared once, checked in DuckDB by pandera, reported by column and rule."""
+
+import pytest
+
+from mesh_domains.platform import lake
+from mesh_domains.platform.contracts import pandera_schemas, validate_table
+from mesh_domains.platform.descriptor import discover_domains
+
+PHYSICIANS = discover_domains()["physician_master"].output_port("physicians").contract
+
+GOOD_ROWS = """
+    ('MP0000000001', '1234567893', '12345678901', 'Ann', 'Lee', 'Cardiology', 'NY', '10001',
+     'active', 'ama', 1),
+    ('MP0000000002', '1245319599', null, null, null, null, null, null, 'unknown', 'rx_only', 0)
+"""
+
+
+@pytest.fixture
+def con():
+    connection = lake.connect()
+    yield connection
+    connection.close()
+
+
+def _table(con, rows: str = GOOD_ROWS) -> str:
+    con.execute(
+        "create or replace table physicians (mesh_id varchar, npi varchar, me_number varchar, "
+        "first_name varchar, last_name varchar, specialty varchar, state varchar, zip varchar, "
+        "status varchar, record_source varchar, crm_accounts bigint)"
+    )
+    con.execute(f"insert into physicians values {rows}")
+    return "physicians"
+
+
+def _check(con, table="physicians"):
+    return validate_table(con, table, PHYSICIANS, domain="physician_master", port="physicians")
+
+
+def test_good_rows_pass(con):
+    """Valid rows (including an rx-only physician with null names) pass the contract."""
+    report = _check(con, _table(con))
+    assert report.passed, report.message()
+    assert report.rows == 2
+
+
+@pytest.mark.parametrize(
+    ("mutation", "column", "rule"),
+    [
+        ("update physicians set mesh_id = null where npi = '1234567893'", "mesh_id", "not_null"),
+        ("update physicians set mesh_id = 'MP0000000001'", "mesh_id", "unique"),
+        ("update physicians set npi = '1245319599'", "npi", "unique"),
+        (
+            "update physicians set npi = '1234567890' where mesh_id = 'MP0000000001'",
+            "npi",
+            "valid NPI",
+        ),
+        ("update physicians set status = 'asleep' where npi = '1234567893'", "status", "isin"),
+        (
+            "update physicians set crm_accounts = -1 where npi = '1234567893'",
+            "crm_accounts",
+            "greater_than_or_equal_to(0)",
+        ),
+        ("update physicians set state = 'NYC' where npi = '1234567893'", "state", "str_length"),
+        ("update physicians set mesh_id = 'X1' where npi = '1234567893'", "mesh_id", "str_matches"),
+    ],
+)
+def test_each_broken_rule_is_named_with_its_column(con, mutation, column, rule):
+    """Every kind of violation fails the contract and the message names column and rule."""
+    _table(con)
+    con.execute(mutation)
+    report = _check(con)
+    assert not report.passed
+    message = report.message()
+    assert "domain 'physician_master'" in message and "port 'physicians'" in message
+    assert any(f.column == column and rule in f.rule for f in report.failures), message
+
+
+def test_schema_drift_and_type_changes_fail(con):
+    """A missing column, an extra column and a changed type are all contract failures."""
+    _table(con)
+    con.execute("alter table physicians drop column zip")
+    con.execute("alter table physicians add column surprise integer")
+    con.execute("alter table physicians alter crm_accounts type integer")
+    report = _check(con)
+    rules = {(f.column, f.rule.split("(")[0]) for f in report.failures}
+    assert ("zip", "column present") in rules
+    assert ("surprise", "no unexpected columns") in rules
+    assert any(c == "crm_accounts" and r.startswith("type") for c, r in rules), rules
+
+
+def test_an_empty_table_fails_min_rows(con):
+    """A port with no rows is not published: min_rows defaults to 1."""
+    con.execute("create table physicians as select * from (select 1) where false")
+    report = _check(con)
+    assert not report.passed and "at least 1 row" in report.message()
+
+
+def test_row_rules_compare_columns(con):
+    """Cross-column rules (trx >= nrx) are part of the contract."""
+    rx = discover_domains()["physician_dw"].output_port("fact_rx_weekly").contract
+    con.execute(
+        "create table fact as select 'MP0000000001' as physician_id, 'ZENVIRA' as product, "
+        "date '2026-10-31' as week_ending, 5::bigint as nrx, 3::bigint as trx, "
+        "false as is_projected"
+    )
+    report = validate_table(con, "fact", rx, domain="physician_dw", port="fact_rx_weekly")
+    assert [f.rule for f in report.failures] == ["trx_covers_nrx: trx >= nrx"]
+
+
+def test_every_unique_key_gets_its_own_pandera_schema():
+    """pandera reports one key per schema, so each extra unique key is checked on its own."""
+    schemas = pandera_schemas(PHYSICIANS, "physician_master/physicians")
+    assert [s.unique for s in schemas] == [[["mesh_id"]], ["npi"]]

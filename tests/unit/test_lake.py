@@ -1,0 +1,69 @@
+"""DuckLake storage: atomic publish, immutable versions, read-only grants."""
+
+import duckdb
+import pytest
+
+from mesh_domains.platform import lake
+from mesh_domains.platform.descriptor import discover_domains
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("MESH_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+def _publish(n: int) -> int:
+    con = lake.connect()
+    lake.attach_own_lake(con, "physician_master")
+    con.execute(f"create table staged as select range as id from range({n})")
+    version = lake.publish(
+        con,
+        "physician_master",
+        {"physicians": "staged"},
+        {"ports": {"physicians": {"rows": n}}, "run_id": f"run-{n}"},
+    )
+    con.close()
+    return version
+
+
+def test_every_publish_is_a_new_version_and_old_versions_stay_readable(data_dir):
+    """Two publishes give two versions; the first is still readable by its id."""
+    v1, v2 = _publish(3), _publish(5)
+    assert v2 > v1
+    con = lake.connect()
+    lake.attach_own_lake(con, "physician_master")
+    count = "select count(*) from physician_master_lake.main.physicians"
+    assert con.execute(count).fetchone()[0] == 5
+    assert con.execute(f"{count} at (version => {v1})").fetchone()[0] == 3
+    versions = lake.port_versions(con, "physician_master", "physicians")
+    assert [v.version for v in versions] == [v1, v2]
+    assert versions[0].info["run_id"] == "run-3"
+
+
+def test_a_failed_publish_leaves_the_previous_version(data_dir):
+    """An error inside the publish transaction rolls back: nothing half-published."""
+    v1 = _publish(3)
+    con = lake.connect()
+    lake.attach_own_lake(con, "physician_master")
+    con.execute("create table staged as select range as id from range(7)")
+    with pytest.raises(duckdb.Error):
+        lake.publish(con, "physician_master", {"physicians": "staged", "xref": "missing"}, {})
+    assert lake.current_version(con, "physician_master", "physicians") == v1
+    assert (
+        con.execute("select count(*) from physician_master_lake.main.physicians").fetchone()[0] == 3
+    )
+
+
+def test_ungranted_domain_is_refused_and_granted_domain_reads_read_only(data_dir):
+    """Grants in the producer's descriptor decide who may attach its lake; readers can't write."""
+    _publish(4)
+    producer = discover_domains()["physician_master"]
+    con = lake.connect()
+    with pytest.raises(lake.PortAccessError) as refused:
+        lake.attach_port_reader(con, "npp", producer, ["physicians"])
+    assert "'npp' may not read port 'physician_master/physicians'" in str(refused.value)
+    alias = lake.attach_port_reader(con, "physician_dw", producer, ["physicians"])
+    assert con.execute(f"select count(*) from {alias}.main.physicians").fetchone()[0] == 4
+    with pytest.raises(duckdb.Error, match="(?i)read.only"):
+        con.execute(f"insert into {alias}.main.physicians values (99)")
