@@ -11,8 +11,10 @@ import pytest
 from mesh_domains.platform.build import domain_job
 
 pytestmark = pytest.mark.slow
-DOWNSTREAM = {dg.AssetKey(["physician_dw", p])
-              for p in ("dim_physician", "fact_rx_weekly", "physician_brand_share")}
+DOWNSTREAM = {
+    dg.AssetKey(["physician_dw", p])
+    for p in ("dim_physician", "fact_rx_weekly", "physician_brand_share")
+}
 
 
 def global_graph() -> dg.Definitions:
@@ -43,20 +45,24 @@ def test_upstream_publish_requests_downstream_and_a_failed_check_does_not(mesh):
     # physician_master publishes a new version: all of physician_dw's ports are requested
     assert domain_job("physician_master").execute_in_process(instance=mesh.instance).success
     after_publish = dg.evaluate_automation_conditions(
-        defs=defs, instance=mesh.instance, cursor=settled.cursor)
+        defs=defs, instance=mesh.instance, cursor=settled.cursor
+    )
     assert requested(after_publish) == DOWNSTREAM
 
     # a new upstream materialization whose blocking contract check failed: nothing requested
     assert mesh.run_job("physician_dw").success
-    settled = dg.evaluate_automation_conditions(defs=defs, instance=mesh.instance,
-                                                cursor=after_publish.cursor)
+    settled = dg.evaluate_automation_conditions(
+        defs=defs, instance=mesh.instance, cursor=after_publish.cursor
+    )
     key = dg.AssetKey(["physician_master", "physicians"])
     mesh.instance.report_runless_asset_event(dg.AssetMaterialization(key))
     mesh.instance.report_runless_asset_event(
-        dg.AssetCheckEvaluation(asset_key=key, check_name="contract", passed=False,
-                                severity=dg.AssetCheckSeverity.ERROR)
+        dg.AssetCheckEvaluation(
+            asset_key=key, check_name="contract", passed=False, severity=dg.AssetCheckSeverity.ERROR
+        )
     )
-    blocked = dg.evaluate_automation_conditions(defs=defs, instance=mesh.instance,
-                                                cursor=settled.cursor)
+    blocked = dg.evaluate_automation_conditions(
+        defs=defs, instance=mesh.instance, cursor=settled.cursor
+    )
     assert dg.AssetKey(["physician_dw", "dim_physician"]) not in requested(blocked)
     assert dg.AssetKey(["physician_dw", "fact_rx_weekly"]) not in requested(blocked)

@@ -19,13 +19,18 @@ MESH = str(Path(sys.executable).parent / "mesh")
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
-    return {**os.environ, "MESH_DATA_DIR": str(root / "data"),
-            "DAGSTER_HOME": str(root / "dagster_home"), "COLUMNS": "160"}
+    return {
+        **os.environ,
+        "MESH_DATA_DIR": str(root / "data"),
+        "DAGSTER_HOME": str(root / "dagster_home"),
+        "COLUMNS": "160",
+    }
 
 
 def mesh(env, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([MESH, *args], env=env, capture_output=True, text=True, timeout=600,
-                          check=False)
+    return subprocess.run(
+        [MESH, *args], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
 
 
 def status(env) -> dict[tuple[str, str], dict]:
@@ -62,8 +67,14 @@ def test_build_status_rebuild_and_contract_failure(env):
     failed = mesh(env, "build")
     assert failed.returncode == 1
     out = " ".join(failed.stdout.split())  # rich wraps long lines
-    for part in ("physician_master", "physicians", "ama_physician", "'npi'", "unique",
-                 "physician_dw skipped"):
+    for part in (
+        "physician_master",
+        "physicians",
+        "ama_physician",
+        "'npi'",
+        "unique",
+        "physician_dw skipped",
+    ):
         assert part in out, part
     assert status(env) == v2  # nothing published, nothing of the previous versions lost
 
@@ -74,7 +85,6 @@ def test_build_status_rebuild_and_contract_failure(env):
 
 def test_status_before_any_build_says_never_built(tmp_path):
     """`mesh status` on a new instance lists every port as never built, exit 0."""
-    env = {**os.environ, "MESH_DATA_DIR": str(tmp_path / "d"),
-           "DAGSTER_HOME": str(tmp_path / "h")}
+    env = {**os.environ, "MESH_DATA_DIR": str(tmp_path / "d"), "DAGSTER_HOME": str(tmp_path / "h")}
     rows = status(env)
     assert rows and all(r["state"] == "never built" for r in rows.values())
