@@ -18,6 +18,7 @@ from pathlib import Path
 import dagster as dg
 
 from .descriptor import Domain, discover_domains, domain_levels
+from .recovery import recover_dead_runs, run_tags
 from .settings import mesh_env, mesh_paths
 
 
@@ -33,6 +34,7 @@ class DomainResult:
 @dataclass
 class BuildReport:
     results: list[DomainResult] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -89,6 +91,7 @@ def build_mesh(
             f"unknown domain(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(domains))})"
         )
     report, blocked = BuildReport(), set()
+    report.recovered = recover_dead_runs(instance)
     for level in domain_levels(domains):
         for name in (n for n in level if n in wanted):
             if name in blocked:
@@ -121,7 +124,12 @@ def _build_domain(instance: dg.DagsterInstance, name: str) -> DomainResult:
             result = job.execute_in_process(
                 instance=instance,
                 raise_on_error=False,
-                tags={"mesh/domain": name, "mesh/env": mesh_env(), "mesh/trigger": "mesh build"},
+                tags={
+                    "mesh/domain": name,
+                    "mesh/env": mesh_env(),
+                    "mesh/trigger": "mesh build",
+                    **run_tags(),
+                },
                 run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
             )
         except Exception as exc:  # noqa: BLE001 — a domain that cannot load is reported

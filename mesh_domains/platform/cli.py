@@ -135,6 +135,8 @@ def build(
 
     console.print(f"building the mesh ({len(domains)} domains) on {instance.root_directory}")
     report = build_mesh(instance, only=domain, on_event=progress)
+    for run_id in report.recovered:
+        console.print(f"[yellow]recovered[/] run {run_id}: its process had died; marked failed")
     failed = {r.domain: r.state for r in report.results if r.state != "built"}
     rows = mesh_status(instance, {n: d for n, d in domains.items() if not domain or n in domain})
     for row in rows:

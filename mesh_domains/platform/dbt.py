@@ -26,7 +26,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from dagster_dbt.asset_utils import build_dbt_specs
 
 from . import lake
-from .definitions import contract_check_spec, port_spec
+from .definitions import port_check_specs, port_spec
 from .descriptor import Domain, discover_domains
 from .ports import (
     BuildContext,
@@ -188,7 +188,7 @@ def dbt_domain_assets(domain: Domain) -> dg.AssetsDefinition:
     @dg.multi_asset(
         name=f"{domain.name}__dbt_build",
         specs=specs,
-        check_specs=[*dbt_checks, *(contract_check_spec(p) for p in ports)],
+        check_specs=[*dbt_checks, *(spec for p in ports for spec in port_check_specs(p))],
         can_subset=False,
         pool=f"{domain.name}_lake",
         op_tags={"dagster_dbt/select": f"tag:{PORT_TAG}"},

@@ -101,14 +101,31 @@ def port_spec(
     )
 
 
-def contract_check_spec(port: OutputPort) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
+def port_check_specs(port: OutputPort) -> list[dg.AssetCheckSpec]:
+    """The port's blocking contract check, and one non-blocking check per warn rule."""
+    contract = dg.AssetCheckSpec(
         CONTRACT_CHECK,
         asset=port.key,
         blocking=True,
         description=f"Contract of {port.ref} (pandera, run in DuckDB before publish): columns, "
         "types, nullability, keys, ranges, allowed values, row rules.",
     )
+    warns = [
+        dg.AssetCheckSpec(
+            r.name,
+            asset=port.key,
+            blocking=False,
+            description=f"Warn-level rule on metric {r.metric!r}: "
+            + (
+                f"may drop by at most {r.max_drop} from the previous version"
+                if r.max_drop is not None
+                else f"expected {r.op} {r.value}"
+            )
+            + "; a breach publishes with a warning.",
+        )
+        for r in port.warn_rules
+    ]
+    return [contract, *warns]
 
 
 def python_assets(domain: Domain, builder: PortBuilder) -> dg.AssetsDefinition:
@@ -120,7 +137,7 @@ def python_assets(domain: Domain, builder: PortBuilder) -> dg.AssetsDefinition:
     @dg.multi_asset(
         name=f"{domain.name}__{builder.name}",
         specs=[port_spec(domain, p, "python", version, deps) for p in ports],
-        check_specs=[contract_check_spec(p) for p in ports],
+        check_specs=[spec for p in ports for spec in port_check_specs(p)],
         pool=f"{domain.name}_lake",
         description=builder.description or None,
     )

@@ -61,6 +61,18 @@ class Contract:
 
 
 @dataclass(frozen=True)
+class WarnRule:
+    """A warn-level expectation on a port's build metric (e.g. a falling match rate): a breach
+    publishes anyway, with a warning check result and a warning in the run log."""
+
+    name: str
+    metric: str
+    op: str | None = None
+    value: float | None = None
+    max_drop: float | None = None
+
+
+@dataclass(frozen=True)
 class OutputPort:
     """A published, contract-checked table of the domain: asset key ``[domain, name]``."""
 
@@ -69,6 +81,7 @@ class OutputPort:
     description: str
     contract: Contract
     grants: tuple[str, ...] = ()
+    warn_rules: tuple[WarnRule, ...] = ()
 
     @property
     def key(self) -> list[str]:
@@ -242,7 +255,23 @@ def _parse_output_port(domain: str, name: str, raw: dict, where: str) -> OutputP
         description=_require(raw, "description", where).strip(),
         contract=_parse_contract(raw, where),
         grants=tuple(raw.get("grants") or ()),
+        warn_rules=tuple(_parse_warn_rule(r, f"{where}: warn rule") for r in raw.get("warn") or ()),
     )
+
+
+def _parse_warn_rule(raw: dict, where: str) -> WarnRule:
+    rule = WarnRule(
+        name=_require(raw, "name", where),
+        metric=_require(raw, "metric", where),
+        op=raw.get("op"),
+        value=raw.get("value"),
+        max_drop=raw.get("max_drop"),
+    )
+    if rule.op is not None:
+        _one_of(rule.op, RULE_OPS, f"{where} {rule.name}")
+    if (rule.op is None) == (rule.max_drop is None):
+        raise DescriptorError(f"{where} {rule.name}: give either op and value, or max_drop")
+    return rule
 
 
 def _parse_contract(raw: dict, where: str) -> Contract:

@@ -22,6 +22,7 @@ import duckdb_extensions
 
 from .descriptor import Domain, PortRef
 from .errors import MeshError, MissingInputError
+from .faults import crash_point
 from .settings import MeshPaths, mesh_paths
 
 EXTENSIONS = ("ducklake", "sqlite_scanner")
@@ -159,10 +160,12 @@ def publish(
             f"call {alias}.set_commit_message(?, ?, extra_info => ?)",
             [f"mesh:{domain}", f"publish {', '.join(staged)}", json.dumps(info, default=str)],
         )
+        crash_point("publish.before_commit")
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
+    crash_point("publish.after_commit")
     return con.execute(f"select max(snapshot_id) from {alias}.snapshots()").fetchone()[0]
 
 

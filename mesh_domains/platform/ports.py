@@ -21,6 +21,7 @@ from . import lake
 from .contracts import ContractReport, ContractViolation, validate_table
 from .descriptor import Domain, OutputPort, PortRef, discover_domains
 from .errors import MeshError, MissingInputError
+from .faults import crash_point
 from .settings import mesh_env, mesh_paths
 from .sources import Delivery, load_source
 from .versioning import folder_hash, git_sha
@@ -143,6 +144,61 @@ def check_results(reports: list[ContractReport]) -> Iterator[dg.AssetCheckResult
         )
 
 
+def warn_results(
+    context, build: BuildContext, ports: list[OutputPort], rows: dict[str, int]
+) -> Iterator[dg.AssetCheckResult]:
+    """Warn-level rules: evaluated on the published version's metrics, never blocking."""
+    for port in ports:
+        metrics = {"rows": rows[port.name], **build.metadata.get(port.name, {})}
+        previous = context.instance.get_latest_materialization_event(dg.AssetKey(port.key))
+        before = (
+            {}
+            if previous is None
+            else {k: v.value for k, v in previous.asset_materialization.metadata.items()}
+        )
+        before.setdefault("rows", before.get("dagster/row_count"))
+        for rule in port.warn_rules:
+            passed, detail = _evaluate_warn_rule(rule, metrics, before)
+            if not passed:
+                context.log.warning(f"{port.ref}: warn rule {rule.name}: {detail}")
+            yield dg.AssetCheckResult(
+                asset_key=port.key,
+                check_name=rule.name,
+                passed=passed,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=detail,
+                metadata={"metric": rule.metric, "value": metrics.get(rule.metric)},
+            )
+
+
+def _evaluate_warn_rule(rule, metrics: dict, before: dict) -> tuple[bool, str]:
+    value = metrics.get(rule.metric)
+    if value is None:
+        return False, f"metric {rule.metric!r} was not reported by the build"
+    if rule.max_drop is not None:
+        old = before.get(rule.metric)
+        if old is None:
+            return True, f"{rule.metric} = {value} (no previous version to compare)"
+        drop = old - value
+        verdict = "within" if drop <= rule.max_drop else "beyond"
+        return drop <= rule.max_drop, (
+            f"{rule.metric} went from {old} to {value}: a drop of {round(drop, 6)}, {verdict} "
+            f"the allowed {rule.max_drop}"
+        )
+    ok = _COMPARE[rule.op](value, rule.value)
+    return ok, f"{rule.metric} = {value}; expected {rule.op} {rule.value}"
+
+
+_COMPARE = {
+    ">=": lambda a, b: a >= b,
+    ">": lambda a, b: a > b,
+    "<=": lambda a, b: a <= b,
+    "<": lambda a, b: a < b,
+    "=": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
+
+
 def audit_and_publish(
     context: dg.AssetExecutionContext,
     build: BuildContext,
@@ -152,7 +208,9 @@ def audit_and_publish(
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
     """Audit every staged port; publish all of them in one commit only if all pass."""
     domain = build.domain
+    crash_point("build.after_stage")
     reports = audit(build.con, domain, ports)
+    crash_point("build.after_audit")
     yield from check_results(reports)
     failed = [r for r in reports if not r.passed]
     if failed:
@@ -175,6 +233,8 @@ def audit_and_publish(
     context.log.info(
         f"{domain.name}: published {', '.join(p.name for p in ports)} as version {snapshot}"
     )
+    # judged against the previous version's metrics, so evaluated before the new one is recorded
+    warnings = list(warn_results(context, build, ports, {r.port: r.rows for r in reports}))
     for r in reports:
         yield dg.MaterializeResult(
             asset_key=[domain.name, r.port],
@@ -190,3 +250,4 @@ def audit_and_publish(
                 **build.metadata.get(r.port, {}),
             },
         )
+    yield from warnings

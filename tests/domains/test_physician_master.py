@@ -107,3 +107,30 @@ def test_bad_delivery_fails_the_contract_and_keeps_the_published_version(mesh):
     assert port_status(mesh.instance, domain, "physicians").version == before
     assert _read("select count(*) from physician_master_lake.main.physicians")[0][0] > 0
     assert (mesh.paths.quarantine / "ama_physician" / ama.parent.name / ama.name).exists()
+
+
+def test_a_falling_match_rate_publishes_with_a_warning(mesh):
+    """Warn-level rules don't block: a CRM delivery that matches worse still publishes, and the
+    warn checks record the breach (severity WARN) for the domain query and the UI."""
+    assert mesh.run_job(DOMAIN).success
+    for crm in (mesh.paths.landing / "crm_accounts").glob("*/*.csv"):
+        lines = crm.read_text().splitlines()
+        header, rows = lines[0], [r.split(",") for r in lines[1:]]
+        for row in rows[::2]:  # every other account: no NPI and an unrecognisable name
+            row[1], row[3] = "", "Qqqqxz"
+        crm.write_text("\n".join([header, *(",".join(r) for r in rows)]) + "\n")
+    result = mesh.run_job(DOMAIN)
+    assert result.success
+    evaluations = {
+        e.check_name: e
+        for e in (
+            r.dagster_event.event_specific_data
+            for r in mesh.instance.all_logs(
+                result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+            )
+        )
+    }
+    falling = evaluations["crm_match_rate_not_falling"]
+    assert not falling.passed and falling.severity == dg.AssetCheckSeverity.WARN
+    assert "crm_match_rate went from" in falling.description
+    assert evaluations["contract"].passed
