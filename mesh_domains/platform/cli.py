@@ -175,6 +175,68 @@ def paths() -> None:
         console.print(f"{name:>13}: {value}")
 
 
+def _reader(port_ref: str):
+    """A read-only connection to the lake holding ``<domain>/<port>``."""
+    from . import lake
+    from .descriptor import discover_domains
+
+    domain_name, _, port = port_ref.partition("/")
+    domains = discover_domains()
+    if domain_name not in domains or not port:
+        raise typer.BadParameter(
+            f"{port_ref!r}: expected <domain>/<port>, e.g. physician_master/physicians"
+        )
+    domain = domains[domain_name]
+    try:
+        domain.output_port(port)
+    except KeyError as exc:
+        raise typer.BadParameter(str(exc.args[0])) from exc
+    con = lake.connect()
+    alias = lake.attach_port_reader(con, domain.name, domain, [port])
+    return con, alias, domain.name, port
+
+
+@app.command()
+def versions(port: Annotated[str, typer.Argument(help="<domain>/<port>")]) -> None:
+    """List every published version of a port, with what it was built from."""
+    from . import lake
+
+    con, _, domain, name = _reader(port)
+    table = Table(title=f"versions of {port}")
+    for col in ("version", "published", "rows", "input versions", "code", "run"):
+        table.add_column(col)
+    for v in lake.port_versions(con, domain, name):
+        table.add_row(
+            str(v.version),
+            v.published_at.isoformat(timespec="seconds"),
+            f"{v.info['ports'][name]['rows']:,}",
+            json.dumps(v.info.get("input_versions", {})),
+            str(v.info.get("code_version", "")),
+            str(v.info.get("run_id", ""))[:8],
+        )
+    console.print(table)
+
+
+@app.command()
+def show(
+    port: Annotated[str, typer.Argument(help="<domain>/<port>")],
+    version: Annotated[
+        int | None, typer.Option(help="A published version (default: current).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Rows to print.")] = 10,
+) -> None:
+    """Print rows of a port, at its current or any earlier published version."""
+    con, alias, _, name = _reader(port)
+    at = f" at (version => {int(version)})" if version is not None else ""
+    relation = con.sql(f"select * from {alias}.main.{name}{at} limit {int(limit)}")
+    table = Table(title=f"{port}" + (f" @ version {version}" if version is not None else ""))
+    for col in relation.columns:
+        table.add_column(col)
+    for row in relation.fetchall():
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+
+
 @app.command()
 def instance() -> None:
     """Create the Dagster home (if new) that `mesh build` and `dagster dev` share."""

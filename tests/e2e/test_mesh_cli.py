@@ -61,6 +61,12 @@ def test_build_status_rebuild_and_contract_failure(env):
         assert v2[key]["version"] > v1[key]["version"]
         assert v2[key]["rows"] == v1[key]["rows"]
 
+    listed = mesh(env, "versions", "physician_master/physicians")
+    assert listed.returncode == 0
+    old = v1[("physician_master", "physicians")]["version"]
+    shown = mesh(env, "show", "physician_master/physicians", "--version", str(old), "--limit", "2")
+    assert shown.returncode == 0 and f"@ version {old}" in shown.stdout and "MP" in shown.stdout
+
     ama = sorted((Path(env["MESH_DATA_DIR"]) / "landing" / "ama_physician").glob("*/*.csv"))[-1]
     lines = ama.read_text().splitlines()
     ama.write_text("\n".join([*lines, lines[1]]) + "\n")  # the same physician twice
