@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -36,7 +38,7 @@ from .ports import (
     staging_connection,
     user_errors,
 )
-from .settings import PROJECT_ROOT, mesh_paths
+from .settings import PROJECT_ROOT, MeshPaths, mesh_paths
 from .versioning import folder_hash
 
 DBT_PROJECTS = PROJECT_ROOT / "dbt_projects"
@@ -49,37 +51,52 @@ def dbt_executable() -> str:
     return str(Path(sys.executable).parent / "dbt")
 
 
-def write_profile(domain: Domain, profiles_dir: Path, read_lakes: Mapping[str, Path]) -> Path:
-    """A dbt profile whose main database is the domain's staging DB, producers attached RO."""
+DATA_DIR_VAR = "{{ env_var('MESH_DATA_DIR') }}"
+
+
+def write_profile(domain: Domain, profiles_dir: Path) -> Path:
+    """The domain's dbt profile: main database = its staging DB, producers attached read-only.
+
+    Paths are rendered by dbt from ``MESH_DATA_DIR``, so the file is the same for every data
+    root: concurrent builds in different environments never rewrite each other's profile.
+    """
+    paths = MeshPaths(Path(DATA_DIR_VAR))
     output: dict[str, Any] = {
         "type": "duckdb",
-        "path": str(mesh_paths().staging_db(domain.name)),
+        "path": str(paths.staging_db(domain.name)),
         "threads": 1,
         "extensions": list(lake.EXTENSIONS),
     }
-    if read_lakes:
+    producers = sorted({ref.domain for ref in domain.input_ports if ref.domain != domain.name})
+    if producers:
         output["attach"] = [
             {
-                "path": f"ducklake:sqlite:{catalog}",
+                "path": f"ducklake:sqlite:{paths.lake_catalog(producer)}",
                 "alias": lake.lake_alias(producer),
                 "read_only": True,
             }
-            for producer, catalog in read_lakes.items()
+            for producer in producers
         ]
     profiles_dir.mkdir(parents=True, exist_ok=True)
     profile = {domain.name: {"target": "mesh", "outputs": {"mesh": output}}}
     path = profiles_dir / "profiles.yml"
     text = yaml.safe_dump(profile, sort_keys=False)
-    if not path.exists() or path.read_text() != text:  # unchanged profile: partial parsing holds
-        path.write_text(text)
+    if not path.exists() or path.read_text() != text:
+        _atomic_write(path, text.encode())
     return path
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def profile_dir(domain: Domain, project_dir: Path) -> Path:
     """The generated dbt profile, one for parse and build alike (so partial parsing holds)."""
-    producers = sorted({ref.domain for ref in domain.input_ports})
+    os.environ["MESH_DATA_DIR"] = str(mesh_paths().data)  # what the profile renders
     directory = project_dir / "target" / "mesh_profile"
-    write_profile(domain, directory, {p: mesh_paths().lake_catalog(p) for p in producers})
+    write_profile(domain, directory)
     return directory
 
 
@@ -100,6 +117,7 @@ def ensure_manifest(domain: Domain, project_dir: Path) -> Path:
     )
     if manifest.exists() and stamp.exists() and stamp.read_text() == wanted:
         return manifest
+    scratch = project_dir / "target" / f"parse-{os.getpid()}"
     result = subprocess.run(
         [
             dbt_executable(),
@@ -108,6 +126,8 @@ def ensure_manifest(domain: Domain, project_dir: Path) -> Path:
             str(project_dir),
             "--profiles-dir",
             str(profiles_dir),
+            "--target-path",
+            str(scratch),
             "--quiet",
         ],
         cwd=project_dir,
@@ -120,7 +140,12 @@ def ensure_manifest(domain: Domain, project_dir: Path) -> Path:
             f"domain {domain.name!r}: `dbt parse` failed for {project_dir}:\n"
             f"{result.stdout[-4000:]}{result.stderr[-4000:]}"
         )
-    stamp.write_text(wanted)
+    # publish the parse atomically: a concurrent loader never sees half a manifest
+    for name in ("partial_parse.msgpack", "manifest.json"):
+        if (scratch / name).exists():
+            os.replace(scratch / name, manifest.parent / name)
+    shutil.rmtree(scratch, ignore_errors=True)
+    _atomic_write(stamp, wanted.encode())
     return manifest
 
 
@@ -249,8 +274,11 @@ def _run_dbt(context, domain: Domain, project_dir: Path, build: BuildContext):
         failed = _failed_nodes(invocation)
         raise dg.Failure(
             description=f"domain {domain.name!r}: dbt build failed in {project_dir}; "
-            f"nothing was published.\n{failed}",
+            f"nothing was published. dbt's artifacts are kept in {invocation.target_path}.\n"
+            f"{failed}",
         )
+    # a successful build's artifacts are in the run's events; don't let target/ grow per run
+    shutil.rmtree(invocation.target_path, ignore_errors=True)
 
 
 def _failed_nodes(invocation) -> str:
