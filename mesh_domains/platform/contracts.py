@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import operator
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import duckdb
 import ibis
@@ -277,5 +277,17 @@ def validate_table(
         try:
             schema.validate(expr, lazy=True)
         except (SchemaErrors, SchemaError) as errors:
-            report.failures.extend(_failures_from(errors))
+            report.failures.extend(_with_rule_columns(contract, _failures_from(errors)))
     return report
+
+
+def _with_rule_columns(contract: Contract, failures: list[Failure]) -> list[Failure]:
+    """Name the columns of a broken row rule (pandera reports table-level checks on no column)."""
+    named = {f"{r.name}:": f"{r.left}, {r.right}" for r in contract.rules}
+    out = []
+    for f in failures:
+        prefix = f.rule.split(":", 1)[0] + ":"
+        out.append(
+            replace(f, column=named[prefix]) if f.column == "<table>" and prefix in named else f
+        )
+    return out

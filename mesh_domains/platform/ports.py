@@ -60,7 +60,11 @@ class BuildContext:
     def source(self, name: str, *, latest_only: bool = False) -> str:
         """Check and load a raw source's deliveries; returns the staging table holding them."""
         table, chosen = load_source(
-            self.con, self.domain.name, self.domain.source(name), latest_only=latest_only
+            self.con,
+            self.domain.name,
+            self.domain.source(name),
+            latest_only=latest_only,
+            log=self.log,
         )
         self.deliveries[name] = chosen
         self.log.info(

@@ -1,21 +1,48 @@
 """Raw source deliveries: found in the landing zone, checked against their contract, loaded.
 
-A delivery is one file ``data/landing/<source>/<partition>/<file>``. Every delivery is read as
-text, checked for shape (readable, expected columns), typed, and validated against the source
-contract in the consuming domain's descriptor. A delivery that fails is copied to
-``data/quarantine/<source>/<partition>/`` with the reason beside it and the build stops before
-anything is published, so the last good port versions stay served.
+A delivery is one file ``data/landing/<source>/<partition>/<file>``. Every delivery goes through
+the same gates, declared per source in ``mesh_domains/landing.yaml`` and enforced here without
+any per-source code:
+
+1. **placement** - the file has the declared name, sits in a partition folder whose name parses
+   with the declared ``partition.format`` (and, for weekly sources, ends on the declared weekday);
+2. **bytes** - not empty, plain text (no binary, compressed or UTF-16 content), a header row in
+   the declared delimiter and encoding;
+3. **rows** - read by DuckDB with the declared dialect (nothing is sniffed or guessed): every row
+   has the header's number of fields, closed quotes, valid encoding;
+4. **shape and types** - exactly the contract's columns (missing, extra and renamed columns are
+   named), every typed value in its canonical text form (``42``, ``2026-10-31``);
+5. **contract** - the pandera contract (nullability, keys, ranges, allowed values, patterns, row
+   rules) run inside DuckDB, plus the partition rules: every row dated within its partition
+   (``partition.column``) and, across the deliveries loaded together, no primary key delivered
+   twice (``unique_across_deliveries``).
+
+A delivery that fails is copied to ``data/quarantine/<source>/<partition>/`` with
+``<file>.reason.json`` beside it and the build stops before anything is published, so the last
+good port versions stay served. The landing file is left in place: the ingesting domain keeps
+failing until the file is fixed, replaced or removed, then ``mesh build --domain <domain>``
+re-runs it. All bad deliveries of a source are reported (and quarantined) in one go.
+
+A partition folder that holds other files but not the declared one is a misnamed delivery and
+is rejected like a bad one; stray files next to the declared file and hidden files (``.name``)
+are ignored with a warning.
 """
 
 from __future__ import annotations
 
+import calendar
+import csv
 import json
+import logging
 import shutil
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import yaml
 
 from .contracts import (
     DUCKDB_TYPES,
@@ -25,8 +52,137 @@ from .contracts import (
     Failure,
     validate_table,
 )
-from .descriptor import SourcePort
+from .descriptor import LANDING_DESCRIPTOR, DescriptorError, SourcePort
+from .errors import MissingInputError
 from .settings import PROJECT_ROOT, mesh_paths
+
+logger = logging.getLogger(__name__)
+
+# pseudo-columns for failures that are about the file, not one of its columns
+FILE = "<file>"
+HEADER = "<header>"
+PARTITION = "<partition>"
+UNPARTITIONED = "_unpartitioned"  # quarantine folder of files dropped outside any partition
+SNIFF_BYTES = 64 * 1024
+NUL = b"\0"
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+PERIOD_UNITS = {"daily": "day", "weekly": "week", "monthly": "month"}
+PARTITION_MATCHES = ("in_period", "period_end")
+DATED_TYPES = ("date", "timestamp")
+
+# The one text form accepted for each typed column (DuckDB's casts alone are too lenient:
+# they round '2.5' to 3 and read '0x10' as 16).
+TEXT_FORMS = {
+    "int64": (r"^[+-]?[0-9]+$", "whole number"),
+    "float64": (r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$", "decimal number"),
+    "date": (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "YYYY-MM-DD"),
+    "timestamp": (
+        r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?$",
+        "YYYY-MM-DDTHH:MM:SS",
+    ),
+    "boolean": (r"^(?i)(true|false|t|f|yes|no|y|n|0|1)$", "true/false"),
+}
+# what a file that is not text usually is, by its first bytes
+SIGNATURES = (
+    (b"\x1f\x8b", "gzip-compressed"),
+    (b"PK\x03\x04", "a zip archive (an Excel workbook?)"),
+    (b"PAR1", "a Parquet file"),
+    (b"%PDF", "a PDF document"),
+    (b"\xd0\xcf\x11\xe0", "an OLE2 document (an old Excel workbook?)"),
+    (b"\xff\xfe", "UTF-16/32 text (byte-order mark FF FE)"),
+    (b"\xfe\xff", "UTF-16 text (byte-order mark FE FF)"),
+)
+# DuckDB's rejects-table error types, as contract rules a user recognises
+ROW_ERRORS = {
+    "MISSING COLUMNS": "every row has {n} fields (row cut short: truncated file?)",
+    "TOO MANY COLUMNS": "every row has {n} fields (too many: unquoted delimiter?)",
+    "UNQUOTED VALUE": "quoted values closed (unterminated quote)",
+    "INVALID ENCODING": "encoding {encoding}",
+    "INVALID UNICODE": "encoding {encoding}",
+    "LINE SIZE OVER MAXIMUM": "line size under the maximum (no line breaks: not a CSV?)",
+}
+
+
+# --- what landing.yaml declares about deliveries ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartitionSpec:
+    """How partition folders are named and how a delivery's rows belong to their partition."""
+
+    format: str | None = None
+    week_ends_on: int | None = None  # date.weekday() of the last day of a weekly partition
+    column: str | None = None
+    match: str = "in_period"
+
+
+@dataclass(frozen=True)
+class DeliveryRules:
+    """The on-disk form of a source's deliveries (``csv``, ``partition``, cross-delivery key)."""
+
+    delimiter: str = ","
+    quote: str = '"'
+    encoding: str = "utf-8"
+    partition: PartitionSpec = field(default_factory=PartitionSpec)
+    unique_across_deliveries: bool = False
+
+
+@lru_cache(maxsize=8)
+def _landing_raw(path: Path, mtime_ns: int) -> dict[str, dict]:
+    raw = yaml.safe_load(path.read_text()) or {}
+    return {name: spec or {} for name, spec in (raw.get("sources") or {}).items()}
+
+
+def delivery_rules(source: SourcePort, path: Path = LANDING_DESCRIPTOR) -> DeliveryRules:
+    """The delivery rules declared for ``source`` in ``landing.yaml`` (defaults if none)."""
+    spec = _landing_raw(path, path.stat().st_mtime_ns).get(source.name, {})
+    where = f"{path}: source {source.name}"
+    dialect = spec.get("csv") or {}
+    part = spec.get("partition") or {}
+    for block, allowed, name in (
+        (dialect, {"delimiter", "quote", "encoding"}, "csv"),
+        (part, {"format", "week_ends_on", "column", "match"}, "partition"),
+    ):
+        unknown = set(block) - allowed
+        if unknown:
+            raise DescriptorError(f"{where}: unknown {name} field(s) {', '.join(sorted(unknown))}")
+    ends_on = part.get("week_ends_on")
+    if ends_on is not None and str(ends_on).lower() not in WEEKDAYS:
+        raise DescriptorError(f"{where}: partition.week_ends_on {ends_on!r} is not a weekday")
+    column, match = part.get("column"), part.get("match", "in_period")
+    if match not in PARTITION_MATCHES:
+        raise DescriptorError(
+            f"{where}: partition.match {match!r} is not one of {', '.join(PARTITION_MATCHES)}"
+        )
+    if column is not None:
+        types = {c.name: c.type for c in source.contract.columns}
+        if types.get(column) not in DATED_TYPES:
+            raise DescriptorError(
+                f"{where}: partition.column {column!r} must be a declared date or timestamp column"
+            )
+        if not part.get("format") or source.cadence not in PERIOD_UNITS:
+            raise DescriptorError(
+                f"{where}: partition.column needs partition.format and a cadence of "
+                f"{', '.join(PERIOD_UNITS)}"
+            )
+    rules = DeliveryRules(
+        delimiter=str(dialect.get("delimiter", ",")),
+        quote=str(dialect.get("quote", '"')),
+        encoding=str(dialect.get("encoding", "utf-8")).lower(),
+        partition=PartitionSpec(
+            format=part.get("format"),
+            week_ends_on=None if ends_on is None else WEEKDAYS.index(str(ends_on).lower()),
+            column=column,
+            match=match,
+        ),
+        unique_across_deliveries=bool(spec.get("unique_across_deliveries", False)),
+    )
+    if spec.get("unique_across_deliveries") and not source.contract.primary_key:
+        raise DescriptorError(f"{where}: unique_across_deliveries needs a primary_key")
+    return rules
+
+
+# --- finding deliveries -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -44,101 +200,416 @@ class Delivery:
             return str(self.path)
 
 
+def _survey(source: SourcePort, log: Any = None) -> tuple[list[Delivery], list[Delivery]]:
+    """The deliveries of a source (its declared file in each partition folder), and the files
+    that are not where a delivery belongs: misnamed, or outside any partition folder."""
+    root = mesh_paths().landing / source.name
+    found: list[Delivery] = []
+    misfiled: list[Delivery] = []
+    if not root.is_dir():
+        return found, misfiled
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_file():
+            misfiled.append(Delivery(source.name, UNPARTITIONED, entry))
+            continue
+        visible = sorted(p for p in entry.iterdir() if not p.name.startswith("."))
+        expected = entry / source.file
+        if expected.is_file():
+            found.append(Delivery(source.name, entry.name, expected))
+            for other in visible:
+                if other != expected:
+                    (log or logger).warning(
+                        f"source {source.name}: ignoring {other}: a partition folder holds one "
+                        f"delivery, {source.file}; move or remove other files"
+                    )
+        elif any(p.is_file() for p in visible):
+            misfiled += [Delivery(source.name, entry.name, p) for p in visible if p.is_file()]
+        else:
+            (log or logger).warning(
+                f"source {source.name}: partition folder {entry} holds no {source.file}; ignored"
+            )
+    return found, misfiled
+
+
 def deliveries(source: SourcePort) -> list[Delivery]:
     """All deliveries of a source, oldest partition first."""
-    root = mesh_paths().landing / source.name
-    return [
-        Delivery(source.name, part.name, part / source.file)
-        for part in sorted(p for p in root.glob("*") if p.is_dir())
-        if (part / source.file).exists()
-    ]
+    return _survey(source)[0]
+
+
+# --- quarantine and the re-run hint -------------------------------------------------------------
+
+
+def quarantine_path(delivery: Delivery) -> Path:
+    """Where a rejected delivery is kept (its reason beside it, ``<file>.reason.json``)."""
+    return mesh_paths().quarantine / delivery.source / delivery.partition / delivery.path.name
+
+
+def rerun_instruction(domain: str, files: list[str]) -> str:
+    return (
+        f"To re-run: fix, replace, move (misnamed/misplaced) or remove {', '.join(files)} "
+        "(the landing file is left in place, so builds keep failing until then), then run "
+        f"`mesh build --domain {domain}`."
+    )
 
 
 def quarantine(delivery: Delivery, report: ContractReport) -> Path:
     """Keep a rejected delivery aside, with the reason, without touching the landing zone."""
-    target = mesh_paths().quarantine / delivery.source / delivery.partition
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(delivery.path, target / delivery.path.name)
+    kept = quarantine_path(delivery)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(delivery.path, kept)
     reason = {
         "file": delivery.display,
+        "landing_file": str(delivery.path),
         "domain": report.domain,
         "source": delivery.source,
         "partition": delivery.partition,
         "quarantined_at": datetime.now(UTC).isoformat(),
         "message": report.message(),
+        "rerun": rerun_instruction(report.domain, [delivery.display]),
         **report.as_metadata(),
     }
-    (target / f"{delivery.path.name}.reason.json").write_text(json.dumps(reason, indent=2))
-    return target / delivery.path.name
+    kept.with_name(f"{kept.name}.reason.json").write_text(json.dumps(reason, indent=2))
+    return kept
+
+
+def _hint(domain: str, rejected: list[tuple[Delivery, ContractReport]]) -> str:
+    lines = [
+        f"Quarantined: {quarantine_path(d)} (reason in {quarantine_path(d).name}.reason.json)"
+        for d, _ in rejected
+    ]
+    lines.append("Nothing was published: the last good port versions stay served.")
+    lines.append(rerun_instruction(domain, [d.display for d, _ in rejected]))
+    return "\n".join(lines)
 
 
 def _reject(delivery: Delivery, report: ContractReport) -> ContractViolation:
-    kept = quarantine(delivery, report)
-    return ContractViolation(
-        report,
-        hint=f"The delivery was kept aside in {kept} (with the reason). The last good port "
-        f"versions stay served. Fix or replace {delivery.display}, then re-run the build.",
-    )
+    quarantine(delivery, report)
+    return ContractViolation(report, hint=_hint(report.domain, [(delivery, report)]))
 
 
-def _read_raw(con: duckdb.DuckDBPyConnection, delivery: Delivery, table: str) -> None:
-    con.execute(
-        f"create or replace temp table {table} as select * from read_csv(?, all_varchar = true, "
-        "header = true, auto_detect = true, sample_size = -1, strict_mode = true)",
-        [str(delivery.path)],
-    )
+def _rejected_together(domain: str, rejected: list[tuple[Delivery, ContractReport]]):
+    """One error for every bad delivery of a source: the first report, then the others."""
+    first = rejected[0][1]
+    others = [r.message() for _, r in rejected[1:]]
+    if others:
+        others.insert(0, f"{len(rejected)} deliveries of this source were rejected; the others:")
+    return ContractViolation(first, hint="\n".join([*others, _hint(domain, rejected)]))
 
 
-def _shape_failures(con, table: str, source: SourcePort) -> list[Failure]:
-    found = [r[0] for r in con.execute(f"describe {table}").fetchall()]
+# --- gates ---------------------------------------------------------------------------------------
+
+
+def _examples(values) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(repr(v) if isinstance(v, str) else str(v) for v in values))[
+        :MAX_EXAMPLES
+    ]
+
+
+def partition_date(rules: DeliveryRules, partition: str) -> date | None:
+    """The partition folder's date, or None when it does not print back from its format."""
+    fmt = rules.partition.format
+    try:
+        parsed = datetime.strptime(partition, fmt).date()
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.strftime(fmt) == partition else None
+
+
+def partition_period(
+    source: SourcePort, rules: DeliveryRules, partition: str
+) -> tuple[tuple[date, date] | None, list[Failure]]:
+    """The first and last day a partition covers, or the failures of its folder name."""
+    fmt = rules.partition.format
+    if not fmt:
+        return None, []
+    day = partition_date(rules, partition)
+    if day is None:
+        rule = f"partition folder named {fmt} ({source.cadence})"
+        return None, [Failure(PARTITION, rule, None, (repr(partition),))]
+    ends_on = rules.partition.week_ends_on
+    if ends_on is not None and day.weekday() != ends_on:
+        rule = f"weekly partition ends on a {WEEKDAYS[ends_on].capitalize()}"
+        found = f"{partition} is a {WEEKDAYS[day.weekday()].capitalize()}"
+        return None, [Failure(PARTITION, rule, None, (found,))]
+    if source.cadence == "weekly":
+        return (day - timedelta(days=6), day), []
+    if source.cadence == "monthly":
+        last = calendar.monthrange(day.year, day.month)[1]
+        return (day.replace(day=1), day.replace(day=last)), []
+    return (day, day), []
+
+
+def _placement_failures(source: SourcePort, rules: DeliveryRules, d: Delivery) -> list[Failure]:
+    if d.partition == UNPARTITIONED:
+        folder = rules.partition.format or "partition"
+        rule = f"inside a partition folder: {source.name}/<{folder}>/{source.file}"
+        return [Failure(PARTITION, rule, None, (f"{d.path.name!r} outside any partition",))]
+    if d.path.name != source.file:
+        return [Failure(FILE, f"file named {source.file}", None, (repr(d.path.name),))]
+    return partition_period(source, rules, d.partition)[1]
+
+
+def _not_text(head: bytes, encoding: str) -> str | None:
+    """Why the first bytes of a file are not a text CSV, or None."""
+    for magic, what in SIGNATURES:
+        if head.startswith(magic) and not (what.startswith("UTF-16") and "16" in encoding):
+            return f"file is {what}"
+    if "16" in encoding or "32" in encoding:
+        return None
+    if NUL in head:
+        return f"file is binary (NUL byte at offset {head.index(NUL)})"
+    control = sum(1 for b in head if b < 32 and b not in (9, 10, 13))
+    if control > max(2, len(head) // 100):
+        return f"file is binary ({control} control bytes in the first {len(head)})"
+    return None
+
+
+def _header(
+    source: SourcePort, rules: DeliveryRules, path: Path
+) -> tuple[list[str] | None, list[Failure]]:
+    """The header row's column names, or why the file has no usable header."""
+    enc = rules.encoding
+    size = path.stat().st_size
+    if size == 0:
+        return None, [Failure(FILE, "not empty", None, ("0 bytes",))]
+    with path.open("rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    what = _not_text(head, enc)
+    if what:
+        return None, [Failure(FILE, f"plain-text CSV ({enc})", None, (what,))]
+    first = head.split(b"\n", 1)[0]
+    try:
+        text = first.decode("utf-8-sig" if enc in ("utf-8", "utf8") else enc)
+    except UnicodeDecodeError as exc:
+        bad = f"byte 0x{first[exc.start]:02x} at offset {exc.start}"
+        return None, [Failure(HEADER, f"encoding {enc}", None, (bad,))]
+    text = text.rstrip("\r")
+    names = next(csv.reader([text], delimiter=rules.delimiter, quotechar=rules.quote), [])
     expected = source.contract.column_names
-    failures = [Failure(c, "column present", None) for c in expected if c not in found]
-    failures += [Failure(c, "no unexpected columns", None) for c in found if c not in expected]
+    if not any(n.strip() for n in names):
+        return None, [Failure(HEADER, "header row first", None, ("first line is empty",))]
+    if len(names) == 1 and len(expected) > 1:
+        for other in (",", ";", "\t", "|"):
+            if other != rules.delimiter and len(text.split(other)) >= len(expected) // 2 + 1:
+                rule = f"delimiter {rules.delimiter!r}"
+                return None, [Failure(HEADER, rule, None, (f"header is split by {other!r}",))]
+    failures = []
+    empty = [str(i + 1) for i, n in enumerate(names) if not n.strip()]
+    if empty:
+        failures.append(Failure(HEADER, "every header field named", None, (f"field {empty[0]}",)))
+    seen: set[str] = set()
+    for name in names:
+        if name in seen and name.strip():
+            failures.append(Failure(name, "named once in the header", None, (repr(name),)))
+        seen.add(name)
+    if not set(names) & set(expected):
+        rule = f"header row naming the declared columns ({', '.join(expected)})"
+        failures.append(Failure(HEADER, rule, None, (repr(text[:80]),)))
+    return (None if failures else names), failures
+
+
+def _read_raw(
+    con: duckdb.DuckDBPyConnection,
+    rules: DeliveryRules,
+    path: Path,
+    header: list[str],
+    raw: str,
+) -> list[Failure]:
+    """Read the file as text columns in DuckDB with the declared dialect (no sniffing); rows
+    DuckDB cannot split are collected in a rejects table and returned as failures."""
+    rejects, scans = f"{raw}_rejects", f"{raw}_scans"
+    con.execute(f"drop table if exists {rejects}")
+    con.execute(f"drop table if exists {scans}")
+    try:
+        con.execute(
+            f"create or replace temp table {raw} as select * from read_csv(?, columns = ?, "
+            "header = true, auto_detect = false, delim = ?, quote = ?, escape = ?, "
+            "encoding = ?, strict_mode = true, store_rejects = true, "
+            f"rejects_table = '{rejects}', rejects_scan = '{scans}')",
+            [
+                str(path),
+                dict.fromkeys(header, "VARCHAR"),
+                rules.delimiter,
+                rules.quote,
+                rules.quote,
+                rules.encoding,
+            ],
+        )
+    except duckdb.Error as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        return [Failure(FILE, f"readable CSV ({first_line})", None)]
+    summary = con.execute(
+        f"select error_type, count(distinct line), "
+        f"arg_min(column_name, line * 100000 + column_idx), min(line) "
+        f"from {rejects} group by error_type order by min(line)"
+    ).fetchall()
+    failures = []
+    for error_type, lines, column, _ in summary:
+        rule = ROW_ERRORS.get(error_type, error_type.lower()).format(
+            n=len(header), encoding=rules.encoding
+        )
+        samples = con.execute(
+            f"select distinct on (line) line, csv_line from {rejects} "
+            f"where error_type = ? order by line limit {MAX_EXAMPLES}",
+            [error_type],
+        ).fetchall()
+        examples = tuple(f"line {n}: {text.strip()[:60]!r}" for n, text in samples)
+        where = column if column and error_type != "TOO MANY COLUMNS" else FILE
+        failures.append(Failure(where, rule, lines, examples))
+    return failures
+
+
+def _shape_failures(header: list[str], source: SourcePort) -> list[Failure]:
+    """Missing, extra and renamed columns (a column replaced at the same position)."""
+    expected = source.contract.column_names
+    missing = [c for c in expected if c not in header]
+    extra = [c for c in header if c not in expected]
+    failures = []
+    renamed = set()
+    for col in missing:
+        i = expected.index(col)
+        if i < len(header) and header[i] in extra:
+            renamed.add(header[i])
+            failures.append(Failure(col, f"column present (renamed to {header[i]!r}?)", None))
+        else:
+            failures.append(Failure(col, "column present", None))
+    failures += [Failure(c, "no unexpected columns", None) for c in extra if c not in renamed]
+    return failures
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _type_failures(con, source: SourcePort, raw: str) -> list[Failure]:
+    """Typed columns whose text is not the type's canonical form (or does not cast)."""
+    failures = []
+    for c in source.contract.columns:
+        if c.type == "string":
+            continue
+        value = f"trim({_q(c.name)})"
+        pattern, form = TEXT_FORMS.get(c.type, (None, c.type))
+        bad = f"try_cast({value} as {DUCKDB_TYPES[c.type]}) is null"
+        if pattern:
+            bad += f" or not regexp_full_match({value}, '{pattern}')"
+        where = f"where nullif({value}, '') is not null and ({bad})"
+        count = con.execute(f"select count(*) from {raw} {where}").fetchone()[0]
+        if count:
+            rows = con.execute(f"select {_q(c.name)} from {raw} {where} limit 10").fetchall()
+            failures.append(
+                Failure(c.name, f"type {c.type} ({form})", count, _examples(r[0] for r in rows))
+            )
     return failures
 
 
 def _typed_select(source: SourcePort, raw: str) -> str:
     cols = ", ".join(
-        f"try_cast(nullif(trim({c.name}), '') as {DUCKDB_TYPES[c.type]}) as {c.name}"
+        f"try_cast(nullif(trim({_q(c.name)}), '') as {DUCKDB_TYPES[c.type]}) as {_q(c.name)}"
         for c in source.contract.columns
     )
     return f"select {cols} from {raw}"
 
 
-def _type_failures(con, source: SourcePort, raw: str) -> list[Failure]:
+def _partition_column_failures(
+    con, source: SourcePort, rules: DeliveryRules, partition: str, period, typed: str
+) -> list[Failure]:
+    """Rows dated outside their partition: after it (future-dated) or before it (belonging to
+    an earlier partition: a file filed under the wrong partition, or arriving out of order)."""
+    spec = rules.partition
+    if not spec.column or period is None:
+        return []
+    start, end = period
+    lower = end if spec.match == "period_end" else start
+    unit = PERIOD_UNITS[source.cadence]
+    if spec.match == "period_end":
+        expect = f"{spec.column} = {end}"
+    else:
+        expect = f"{unit} {end}" if start == end else f"{unit} {start}..{end}"
+    base = f"dated within partition {partition} ({expect})"
+    value = f"cast({_q(spec.column)} as date)"
     failures = []
-    for c in source.contract.columns:
-        if c.type == "string":
-            continue
-        bad = con.execute(
-            f"select {c.name} from {raw} where nullif(trim({c.name}), '') is not null "
-            f"and try_cast(trim({c.name}) as {DUCKDB_TYPES[c.type]}) is null"
-        ).fetchall()
-        if bad:
-            examples = tuple(repr(v[0]) for v in bad[:MAX_EXAMPLES])
-            failures.append(Failure(c.name, f"type {c.type}", len(bad), examples))
+    for cond, what in (
+        (f"{value} > date '{end}'", "future-dated"),
+        (f"{value} < date '{lower}'", "belongs to an earlier partition"),
+    ):
+        count = con.execute(f"select count(*) from {typed} where {cond}").fetchone()[0]
+        if count:
+            rows = con.execute(
+                f"select distinct {_q(spec.column)} from {typed} where {cond} "
+                f"order by 1 limit {MAX_EXAMPLES}"
+            ).fetchall()
+            failures.append(
+                Failure(spec.column, f"{base}: {what}", count, _examples(r[0] for r in rows))
+            )
     return failures
 
 
+def _cross_delivery_failures(
+    con, source: SourcePort, rules: DeliveryRules, typed: str, earlier: str | None
+) -> list[Failure]:
+    """Primary keys this delivery repeats from the deliveries already loaded with it."""
+    key = list(source.contract.primary_key)
+    if not (rules.unique_across_deliveries and key and earlier):
+        return []
+    on = " and ".join(f"t.{_q(k)} = e.{_q(k)}" for k in key)
+    joined = f"from {typed} t join {earlier} e on {on}"
+    count = con.execute(f"select count(*) {joined}").fetchone()[0]
+    if not count:
+        return []
+    parts = ", ".join(
+        r[0] for r in con.execute(f"select distinct e._partition {joined} order by 1").fetchall()
+    )
+    sample = con.execute(
+        f"select {', '.join(f't.{_q(k)}' for k in key)} {joined} limit {MAX_EXAMPLES}"
+    ).fetchall()
+    rule = f"unique across deliveries (key already delivered in partition {parts})"
+    examples = tuple("/".join(str(v) for v in row) for row in sample)
+    return [Failure(", ".join(key), rule, count, examples)]
+
+
+# --- checking and loading ------------------------------------------------------------------------
+
+
 def check_delivery(
-    con: duckdb.DuckDBPyConnection, domain: str, source: SourcePort, delivery: Delivery
+    con: duckdb.DuckDBPyConnection,
+    domain: str,
+    source: SourcePort,
+    delivery: Delivery,
+    *,
+    earlier: str | None = None,
 ) -> str:
-    """Validate one delivery; returns a temp table of its typed rows or raises (quarantined)."""
+    """Validate one delivery; returns a temp table of its typed rows or raises (quarantined).
+
+    ``earlier`` names a table of deliveries already loaded (with ``_partition``), against which
+    the primary key must not repeat when the source declares ``unique_across_deliveries``.
+    """
+    rules = delivery_rules(source)
     raw, typed = f"_raw_{source.name}", f"_typed_{source.name}"
     report = ContractReport(domain, source.name, 0, file=delivery.display, kind="source")
-    try:
-        _read_raw(con, delivery, raw)
-    except duckdb.Error as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        report.failures.append(Failure("<file>", f"readable UTF-8 CSV ({first_line})", None))
-        raise _reject(delivery, report) from exc
-    report.failures += _shape_failures(con, raw, source)
-    if not report.failures:
+
+    def reject() -> ContractViolation:
+        return _reject(delivery, report)
+
+    report.failures += _placement_failures(source, rules, delivery)
+    if delivery.path.name != source.file or delivery.partition == UNPARTITIONED:
+        raise reject()
+    period = None if report.failures else partition_period(source, rules, delivery.partition)[0]
+    header, failures = _header(source, rules, delivery.path)
+    report.failures += failures
+    if header is None:
+        raise reject()
+    report.failures += _read_raw(con, rules, delivery.path, header, raw)
+    report.failures += _shape_failures(header, source)
+    if not any(f.rule.startswith("column present") for f in report.failures):
         report.failures += _type_failures(con, source, raw)
     if report.failures:
         report.rows = con.execute(f"select count(*) from {raw}").fetchone()[0]
-        raise _reject(delivery, report)
+        raise reject()
     con.execute(f"create or replace temp table {typed} as {_typed_select(source, raw)}")
+    extra = _partition_column_failures(con, source, rules, delivery.partition, period, typed)
+    extra += _cross_delivery_failures(con, source, rules, typed, earlier)
     report = validate_table(
         con,
         typed,
@@ -148,35 +619,70 @@ def check_delivery(
         file=delivery.display,
         kind="source",
     )
+    report.failures = report.failures + extra
     if not report.passed:
-        raise _reject(delivery, report)
+        raise reject()
     return typed
 
 
 def load_source(
-    con: duckdb.DuckDBPyConnection, domain: str, source: SourcePort, *, latest_only: bool = False
+    con: duckdb.DuckDBPyConnection,
+    domain: str,
+    source: SourcePort,
+    *,
+    latest_only: bool = False,
+    log: Any = None,
 ) -> tuple[str, list[Delivery]]:
     """Load a source's deliveries (checked) into table ``source_<name>`` with a ``_partition``.
 
-    ``latest_only`` keeps only the newest partition, for full-snapshot sources.
+    ``latest_only`` keeps only the newest partition, for full-snapshot sources; the placement
+    of every delivery (file name, partition folder) is still checked. Every bad delivery is
+    quarantined; one :class:`ContractViolation` then reports them all.
     """
-    found = deliveries(source)
-    if not found:
-        raise FileNotFoundError(
+    log = log or logger
+    found, misfiled = _survey(source, log)
+    if not found and not misfiled:
+        raise MissingInputError(
             f"domain {domain!r}: no deliveries of source {source.name!r} under "
             f"{mesh_paths().landing / source.name}/<partition>/{source.file}; "
             "run `mesh generate` or drop the files there."
         )
-    chosen = found[-1:] if latest_only else found
+    rules = delivery_rules(source)
+    rejected: list[tuple[Delivery, ContractReport]] = []
+    valid: list[Delivery] = []
+    for delivery in [*misfiled, *found]:
+        failures = _placement_failures(source, rules, delivery)
+        if failures:
+            report = ContractReport(domain, source.name, 0, failures, delivery.display, "source")
+            quarantine(delivery, report)
+            rejected.append((delivery, report))
+        else:
+            valid.append(delivery)
+    if rules.partition.format:
+        valid.sort(key=lambda d: partition_date(rules, d.partition))
+    chosen = valid[-1:] if latest_only else valid
     table = f"source_{source.name}"
     con.execute(f"drop table if exists {table}")
+    loaded: list[Delivery] = []
     for delivery in chosen:
-        typed = check_delivery(con, domain, source, delivery)
-        select = f"select *, '{delivery.partition}' as _partition from {typed}"
-        if con.execute(
-            "select count(*) from information_schema.tables where table_name = ?", [table]
-        ).fetchone()[0]:
-            con.execute(f"insert into {table} {select}")
+        try:
+            typed = check_delivery(con, domain, source, delivery, earlier=table if loaded else None)
+        except ContractViolation as exc:
+            rejected.append((delivery, exc.report))
+            continue
+        select = f"select *, ?::varchar as _partition from {typed}"
+        if loaded:
+            con.execute(f"insert into {table} {select}", [delivery.partition])
         else:
-            con.execute(f"create table {table} as {select}")
+            con.execute(f"create table {table} as {select}", [delivery.partition])
+        loaded.append(delivery)
+    if rejected:
+        for delivery, _ in rejected:
+            log.warning(
+                f"{domain}: source {source.name}: rejected {delivery.display}, "
+                f"quarantined in {quarantine_path(delivery).parent}"
+            )
+        raise _rejected_together(domain, rejected)
+    if not loaded:
+        raise MissingInputError(f"domain {domain!r}: no usable delivery of {source.name!r}")
     return table, chosen
