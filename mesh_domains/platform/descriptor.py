@@ -171,6 +171,37 @@ def load_domain(path: Path | str) -> Domain:
     return _parse_domain(raw or {}, path)
 
 
+_CONTRACT_KEYS = {"columns", "primary_key", "rules", "min_rows"}
+_KNOWN_KEYS = {
+    "domain": {
+        "name",
+        "title",
+        "team",
+        "owner",
+        "description",
+        "lifecycle_phase",
+        "toolchain",
+        "sla",
+        "input_ports",
+        "output_ports",
+    },
+    "source": {"description", "cadence", "file", "csv", "partition", "unique_across_deliveries"}
+    | _CONTRACT_KEYS,
+    "output port": {"description", "grants", "warn"} | _CONTRACT_KEYS,
+}
+
+
+def _known(raw: dict, kind: str, where: str) -> dict:
+    """Refuse unknown fields: a typo must not silently drop a rule."""
+    unknown = set(raw) - _KNOWN_KEYS[kind]
+    if unknown:
+        raise DescriptorError(
+            f"{where}: unknown {kind} field(s) {', '.join(sorted(unknown))} "
+            f"(known: {', '.join(sorted(_KNOWN_KEYS[kind]))})"
+        )
+    return raw
+
+
 def _require(raw: dict, key: str, where: str) -> Any:
     if key not in raw or raw[key] in (None, ""):
         raise DescriptorError(f"{where}: missing required field {key!r}")
@@ -185,6 +216,7 @@ def _one_of(value: str, allowed: tuple[str, ...], where: str) -> str:
 
 def _parse_domain(raw: dict, path: Path) -> Domain:
     where = str(path)
+    _known(raw, "domain", where)
     name = _require(raw, "name", where)
     if path.parent.name != name:
         raise DescriptorError(f"{where}: name {name!r} must equal its folder {path.parent.name!r}")
@@ -239,6 +271,7 @@ def _parse_port_ref(ref: str, where: str) -> PortRef:
 
 
 def _parse_source(name: str, raw: dict, where: str) -> SourcePort:
+    _known(raw, "source", where)
     return SourcePort(
         name=name,
         description=raw.get("description", "").strip(),
@@ -249,6 +282,7 @@ def _parse_source(name: str, raw: dict, where: str) -> SourcePort:
 
 
 def _parse_output_port(domain: str, name: str, raw: dict, where: str) -> OutputPort:
+    _known(raw, "output port", where)
     return OutputPort(
         domain=domain,
         name=name,

@@ -87,6 +87,15 @@ def _descriptor(tmp_path: Path, body: dict) -> Path:
         ),
         ({"input_ports": {"sources": ["no_such_source"]}}, "not declared in"),
         ({"input_ports": {"ports": ["just_a_domain"]}}, "must look like '<domain>/<port>'"),
+        ({"ownr": "typo"}, "unknown domain field"),
+        (
+            {
+                "output_ports": {
+                    "p": {"description": "p", "grant": ["x"], "columns": {"id": "string"}}
+                }
+            },
+            "unknown output port field",
+        ),
     ],
 )
 def test_descriptor_errors_name_the_file_and_the_field(tmp_path, change, message):
