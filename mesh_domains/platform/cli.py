@@ -21,7 +21,14 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console(width=None if sys.stdout.isatty() else 120)
+def _width() -> int | None:
+    """The terminal's width; COLUMNS or 120 when output goes to a file or a pipe."""
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
+    return None if sys.stdout.isatty() else 120
+
+
+console = Console(width=_width())
 DEFAULT_SCALE = 0.2
 DEFAULT_SEED = 42
 
