@@ -21,6 +21,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
 def _width() -> int | None:
     """The terminal's width; COLUMNS or 120 when output goes to a file or a pipe."""
     if os.environ.get("COLUMNS", "").isdigit():
@@ -241,6 +243,29 @@ def show(
         table.add_column(col)
     for row in relation.fetchall():
         table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+@app.command()
+def quarantine() -> None:
+    """List the deliveries kept aside, with why they were rejected."""
+    reasons = sorted(mesh_paths().quarantine.glob("*/*/*.reason.json"))
+    if not reasons:
+        console.print("no quarantined deliveries")
+        return
+    table = Table(title="quarantined deliveries")
+    for col in ("source", "partition", "domain", "quarantined", "why"):
+        table.add_column(col)
+    for path in reasons:
+        reason = json.loads(path.read_text())
+        why = "; ".join(f"{f['column']}: {f['rule']}" for f in reason.get("failures", []))
+        table.add_row(
+            reason.get("source", path.parent.parent.name),
+            reason.get("partition", ""),
+            reason.get("domain", ""),
+            str(reason.get("quarantined_at", ""))[:19],
+            why,
+        )
     console.print(table)
 
 

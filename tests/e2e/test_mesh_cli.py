@@ -83,6 +83,8 @@ def test_build_status_rebuild_and_contract_failure(env):
     ):
         assert part in out, part
     assert status(env) == v2  # nothing published, nothing of the previous versions lost
+    kept = mesh(env, "quarantine")
+    assert kept.returncode == 0 and "ama_physician" in kept.stdout and "npi: unique" in kept.stdout
 
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         jobs = {r.job_name for r in instance.get_runs()}
