@@ -185,7 +185,7 @@ def paths() -> None:
 
 
 def _reader(port_ref: str):
-    """A read-only connection to the lake holding ``<domain>/<port>``."""
+    """A connection for reading ``<domain>/<port>``, the port's domain, and the port name."""
     from . import lake
     from .descriptor import discover_domains
 
@@ -200,9 +200,7 @@ def _reader(port_ref: str):
         domain.output_port(port)
     except KeyError as exc:
         raise typer.BadParameter(str(exc.args[0])) from exc
-    con = lake.connect()
-    alias = lake.attach_port_reader(con, domain.name, domain, [port])
-    return con, alias, domain.name, port
+    return lake.connect(), domain, port
 
 
 @app.command()
@@ -210,7 +208,9 @@ def versions(port: Annotated[str, typer.Argument(help="<domain>/<port>")]) -> No
     """List every published version of a port, with what it was built from."""
     from . import lake
 
-    con, _, domain, name = _reader(port)
+    con, domain, name = _reader(port)
+    lake.attach_port_reader(con, domain.name, domain, [name])
+    domain = domain.name
     table = Table(title=f"versions of {port}")
     for col in ("version", "published", "rows", "input versions", "code", "run"):
         table.add_column(col)
@@ -235,10 +235,12 @@ def show(
     limit: Annotated[int, typer.Option(help="Rows to print.")] = 10,
 ) -> None:
     """Print rows of a port, at its current or any earlier published version."""
-    con, alias, _, name = _reader(port)
-    at = f" at (version => {int(version)})" if version is not None else ""
-    relation = con.sql(f"select * from {alias}.main.{name}{at} limit {int(limit)}")
-    table = Table(title=f"{port}" + (f" @ version {version}" if version is not None else ""))
+    from . import lake
+
+    con, domain, name = _reader(port)
+    view, pinned = lake.open_port(con, domain.name, domain, name, version)
+    relation = con.sql(f"select * from {view} limit {int(limit)}")
+    table = Table(title=f"{port} @ version {pinned}")
     for col in relation.columns:
         table.add_column(col)
     for row in relation.fetchall():

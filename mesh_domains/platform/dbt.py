@@ -2,9 +2,11 @@
 publishes them exactly as for Python domains.
 
 The dbt project lives in ``dbt_projects/<domain>/``; its models tagged ``port`` are the domain's
-output ports. The platform writes the dbt profile for each build: the main database is the
-domain's staging database, and each producer's lake is attached read-only (after the grant
-check), so ``{{ port_source('<domain>', '<port>') }}`` reads the pinned input port version.
+output ports. The platform writes the dbt profile: the main database is the domain's staging
+database. Before dbt runs, the platform pins every input port (grant checked) as the view
+``<producer>.<port>`` in that database, over the immutable files of the version current at the
+start, so ``{{ source('<producer>', '<port>') }}`` reads one consistent version and dbt never
+touches another domain's storage.
 dbt tests surface as asset checks; the pandera contract of each port runs after ``dbt build``
 and before publish.
 """
@@ -27,7 +29,6 @@ import yaml
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource
 from dagster_dbt.asset_utils import build_dbt_specs
 
-from . import lake
 from .definitions import port_check_specs, port_spec
 from .descriptor import Domain, discover_domains
 from .ports import (
@@ -42,7 +43,6 @@ from .settings import PROJECT_ROOT, MeshPaths, mesh_paths
 from .versioning import folder_hash
 
 DBT_PROJECTS = PROJECT_ROOT / "dbt_projects"
-SHARED_MACROS = Path(__file__).parent / "dbt_macros"
 PORT_TAG = "port"
 DBT_LOG_TAIL = 40
 
@@ -55,7 +55,7 @@ DATA_DIR_VAR = "{{ env_var('MESH_DATA_DIR') }}"
 
 
 def write_profile(domain: Domain, profiles_dir: Path) -> Path:
-    """The domain's dbt profile: main database = its staging DB, producers attached read-only.
+    """The domain's dbt profile: its main database is the domain's staging database.
 
     Paths are rendered by dbt from ``MESH_DATA_DIR``, so the file is the same for every data
     root: concurrent builds in different environments never rewrite each other's profile.
@@ -65,18 +65,7 @@ def write_profile(domain: Domain, profiles_dir: Path) -> Path:
         "type": "duckdb",
         "path": str(paths.staging_db(domain.name)),
         "threads": 1,
-        "extensions": list(lake.EXTENSIONS),
     }
-    producers = sorted({ref.domain for ref in domain.input_ports if ref.domain != domain.name})
-    if producers:
-        output["attach"] = [
-            {
-                "path": f"ducklake:sqlite:{paths.lake_catalog(producer)}",
-                "alias": lake.lake_alias(producer),
-                "read_only": True,
-            }
-            for producer in producers
-        ]
     profiles_dir.mkdir(parents=True, exist_ok=True)
     profile = {domain.name: {"target": "mesh", "outputs": {"mesh": output}}}
     path = profiles_dir / "profiles.yml"
@@ -111,7 +100,7 @@ def ensure_manifest(domain: Domain, project_dir: Path) -> Path:
     stamp = project_dir / "target" / "mesh_parse.hash"
     profiles_dir = profile_dir(domain, project_dir)
     wanted = (
-        folder_hash(project_dir, SHARED_MACROS)
+        folder_hash(project_dir)
         + ":"
         + hashlib.sha256((profiles_dir / "profiles.yml").read_bytes()).hexdigest()[:12]
     )
@@ -227,22 +216,13 @@ def dbt_domain_assets(domain: Domain) -> dg.AssetsDefinition:
                 build.input_versions = attach_inputs(con, domain)
                 for source in domain.sources:
                     build.source(source.name)
-                _pin_input_versions(con, build.input_versions)
+            # dbt opens the staging database itself: the platform's connection is closed
             yield from _run_dbt(context, domain, project_dir, build)
             with staging_connection(domain) as con:
                 build.con = con
                 yield from audit_and_publish(context, build, ports, version, started)
 
     return _build
-
-
-def _pin_input_versions(con, versions: Mapping[str, int | None]) -> None:
-    """Hand the pinned input port versions to dbt (read by the ``port_source`` macro)."""
-    con.execute("create or replace table main._mesh_input_versions (port varchar, version bigint)")
-    if versions:
-        con.executemany(
-            "insert into main._mesh_input_versions values (?, ?)", list(versions.items())
-        )
 
 
 def _topological(specs) -> list[dg.AssetSpec]:
@@ -294,6 +274,7 @@ def _failed_nodes(invocation) -> str:
                 f"{(r.get('message') or '').strip()[:500]}"
             )
     if not lines:
-        logs = [e.raw_event.get("info", {}).get("msg", "") for e in invocation.get_error_events()]
-        lines = [f"  {m}" for m in logs[-DBT_LOG_TAIL:]] if logs else ["  (see the run log)"]
+        lines = [f"  {m}" for m in getattr(invocation, "_error_messages", [])[-DBT_LOG_TAIL:]] or [
+            "  (see the run log)"
+        ]
     return "\n".join(lines)

@@ -12,9 +12,14 @@ for ports whose descriptor grants them access (:func:`attach_port_reader`).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import os
+import random
+import time
+from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -26,6 +31,8 @@ from .faults import crash_point
 from .settings import MeshPaths, mesh_paths
 
 EXTENSIONS = ("ducklake", "sqlite_scanner")
+LOCK_RETRY_SECONDS = 30.0
+_TRANSIENT = ("database is locked", "database table is locked")
 _installed = False
 
 
@@ -52,11 +59,33 @@ def ensure_extensions() -> None:
 
 
 def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection; the lake extensions load on first attach (reading a served port
+    needs none of them, which keeps a reader's connection cheap)."""
+    return duckdb.connect(database)
+
+
+def _load_extensions(con: duckdb.DuckDBPyConnection) -> None:
     ensure_extensions()
-    con = duckdb.connect(database)
     for name in EXTENSIONS:
         con.load_extension(name)
-    return con
+
+
+def retrying(action: Callable[[], Any], deadline_s: float = LOCK_RETRY_SECONDS) -> Any:
+    """Run ``action``, retrying while the SQLite catalog is momentarily locked.
+
+    A lake has one writer and many readers; SQLite lets a commit and a catalog read collide
+    for a few milliseconds ("database is locked"), and DuckDB's SQLite scanner has no busy
+    timeout. Retrying with jittered backoff turns those collisions into short waits.
+    """
+    deadline, wait = time.monotonic() + deadline_s, 0.02
+    while True:
+        try:
+            return action()
+        except duckdb.Error as exc:
+            if not any(t in str(exc) for t in _TRANSIENT) or time.monotonic() > deadline:
+                raise
+        time.sleep(wait * (0.5 + random.random()))
+        wait = min(wait * 2, 1.0)
 
 
 def lake_alias(domain: str) -> str:
@@ -78,7 +107,8 @@ def attach_own_lake(con: duckdb.DuckDBPyConnection, domain: str) -> str:
     """Attach the domain's lake read-write (creating it on first use); returns the alias."""
     paths = mesh_paths()
     paths.lake_files(domain).mkdir(parents=True, exist_ok=True)
-    con.execute(lake_attach_sql(domain, read_only=False, paths=paths))
+    _load_extensions(con)
+    retrying(lambda: con.execute(lake_attach_sql(domain, read_only=False, paths=paths)))
     return lake_alias(domain)
 
 
@@ -106,8 +136,102 @@ def attach_port_reader(
             f"domain {consumer!r} reads {producer.name!r}, whose lake {catalog} does not exist "
             f"yet: build {producer.name} first (mesh build)."
         )
-    con.execute(lake_attach_sql(producer.name, read_only=True))
+    _load_extensions(con)
+    retrying(lambda: con.execute(lake_attach_sql(producer.name, read_only=True)))
     return lake_alias(producer.name)
+
+
+def pointer_path(domain: str) -> Path:
+    """The lake's served-version pointer: which version of each port consumers read now."""
+    return mesh_paths().lake_dir(domain) / "current.json"
+
+
+def write_pointer(con: duckdb.DuckDBPyConnection, domain: str, version: int, ports) -> None:
+    """Point consumers at ``version`` of ``ports`` (atomically: a reader sees the old pointer
+    or the new one, never half of one). Lists each port's immutable files at that version so
+    readers never need the catalog, whose SQLite locks would otherwise collide with commits."""
+    alias = lake_alias(domain)
+    path = pointer_path(domain)
+    pointer = json.loads(path.read_text()) if path.exists() else {"ports": {}}
+    for port in ports:
+        files = retrying(
+            lambda port=port: con.execute(
+                "select data_file, delete_file from ducklake_list_files(?, ?, "
+                "snapshot_version => ?)",
+                [alias, port, version],
+            ).fetchall()
+        )
+        if any(delete for _, delete in files):
+            raise RuntimeError(f"{domain}/{port} v{version} has delete files; not supported")
+        pointer["ports"][port] = {"version": version, "files": [f for f, _ in files]}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(pointer, indent=1))
+    os.replace(tmp, path)
+
+
+def refresh_pointer(con: duckdb.DuckDBPyConnection, domain: Domain) -> None:
+    """Catch the pointer up with the lake after a crash between a commit and its pointer."""
+    path = pointer_path(domain.name)
+    served = json.loads(path.read_text())["ports"] if path.exists() else {}
+    for port in domain.output_ports:
+        latest = current_version(con, domain.name, port.name)
+        if latest is not None and served.get(port.name, {}).get("version") != latest:
+            write_pointer(con, domain.name, latest, [port.name])
+
+
+def _served(producer: str, port: str) -> tuple[int, list[str]] | None:
+    path = pointer_path(producer)
+    if not path.exists():
+        return None
+    entry = json.loads(path.read_text())["ports"].get(port)
+    return None if entry is None else (entry["version"], entry["files"])
+
+
+def open_port(
+    con: duckdb.DuckDBPyConnection,
+    consumer: str,
+    producer: Domain,
+    port: str,
+    version: int | None = None,
+) -> tuple[str, int]:
+    """Pin ``producer``'s ``port`` at ``version`` (default: the served one) for ``consumer``.
+
+    Checks the grant, resolves the version's immutable Parquet files, and creates the view
+    ``<producer>.<port>`` over them in ``con``'s database: everything the consumer reads
+    afterwards comes from one consistent version. The served version comes from the lake's
+    pointer file, without touching the catalog; an older version is looked up in the catalog.
+    Returns the view name and the pinned version.
+    """
+    for_port = [port]
+    served = _served(producer.name, port) if version is None else None
+    if served is not None:
+        check_grant(consumer, producer, port)
+        pinned, files = served
+    else:
+        alias = attach_port_reader(con, consumer, producer, for_port)
+
+        def resolve():
+            wanted = version if version is not None else current_version(con, producer.name, port)
+            if wanted is None:
+                raise MissingInputError(
+                    f"domain {consumer!r} reads port {producer.name}/{port}, which has no "
+                    f"published version yet: build {producer.name} first (mesh build builds "
+                    "in order)."
+                )
+            listed = con.execute(
+                "select data_file from ducklake_list_files(?, ?, snapshot_version => ?)",
+                [alias, port, wanted],
+            ).fetchall()
+            return wanted, [f for (f,) in listed]
+
+        pinned, files = retrying(resolve)
+    view = f"{producer.name}.{port}"
+    con.execute(f"create schema if not exists {producer.name}")
+    if not files:
+        raise MissingInputError(f"{producer.name}/{port} version {pinned} has no data files")
+    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    con.execute(f"create or replace view {view} as select * from read_parquet([{listed}])")
+    return view, pinned
 
 
 @dataclass(frozen=True)
@@ -122,11 +246,13 @@ class PortVersion:
 
 def port_versions(con: duckdb.DuckDBPyConnection, domain: str, port: str) -> list[PortVersion]:
     """Every published version of ``port`` in ``domain``'s (attached) lake, oldest first."""
-    rows = con.execute(
-        f"select snapshot_id, snapshot_time, commit_extra_info "
-        f"from {lake_alias(domain)}.snapshots() where commit_extra_info is not null "
-        f"order by snapshot_id"
-    ).fetchall()
+    rows = retrying(
+        lambda: con.execute(
+            f"select snapshot_id, snapshot_time, commit_extra_info "
+            f"from {lake_alias(domain)}.snapshots() where commit_extra_info is not null "
+            f"order by snapshot_id"
+        ).fetchall()
+    )
     versions = []
     for snapshot_id, ts, extra in rows:
         info = json.loads(extra)
@@ -149,8 +275,13 @@ def publish(
     """Publish staged tables as new port versions in ONE lake commit; returns the snapshot id.
 
     ``staged`` maps port name to the fully qualified staged table. Either every port of the
-    commit becomes visible, or (on any error, or a crash) none does.
+    commit becomes visible, or (on any error, or a crash) none does. A commit that collides
+    with a reader's lock on the catalog is rolled back and tried again.
     """
+    return retrying(lambda: _publish_once(con, domain, staged, info))
+
+
+def _publish_once(con, domain: str, staged: dict[str, str], info: dict[str, Any]) -> int:
     alias = lake_alias(domain)
     con.execute("begin transaction")
     try:
@@ -163,10 +294,15 @@ def publish(
         crash_point("publish.before_commit")
         con.execute("commit")
     except BaseException:
-        con.execute("rollback")
+        with suppress(duckdb.Error):  # a failed COMMIT has already rolled back
+            con.execute("rollback")
         raise
     crash_point("publish.after_commit")
-    return con.execute(f"select max(snapshot_id) from {alias}.snapshots()").fetchone()[0]
+    version = retrying(
+        lambda: con.execute(f"select max(snapshot_id) from {alias}.snapshots()").fetchone()[0]
+    )
+    write_pointer(con, domain, version, list(staged))
+    return version
 
 
 def input_port_versions(

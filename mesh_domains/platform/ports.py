@@ -19,7 +19,7 @@ import duckdb
 
 from . import lake
 from .contracts import ContractReport, ContractViolation, validate_table
-from .descriptor import Domain, OutputPort, PortRef, discover_domains
+from .descriptor import Domain, OutputPort, discover_domains
 from .errors import MeshError, MissingInputError
 from .faults import crash_point
 from .settings import mesh_env, mesh_paths
@@ -73,14 +73,14 @@ class BuildContext:
         return table
 
     def port(self, ref: str) -> str:
-        """SQL naming an input port at its pinned version, e.g. for ``from {ctx.port(...)}``."""
+        """The view of an input port at its pinned version, e.g. for ``from {ctx.port(...)}``."""
         if ref not in self.input_versions:
             declared = ", ".join(self.input_versions) or "none"
             raise KeyError(
                 f"{self.domain.name}: {ref!r} is not a declared input port (declared: {declared})"
             )
         producer, port = ref.split("/")
-        return f"{lake.lake_alias(producer)}.main.{port} at (version => {self.input_versions[ref]})"
+        return f"{producer}.{port}"
 
     def stage(self, port: str, sql: str) -> None:
         """Write ``sql``'s result as the staged table of output port ``port``."""
@@ -89,23 +89,21 @@ class BuildContext:
 
 
 def attach_inputs(con: duckdb.DuckDBPyConnection, domain: Domain) -> dict[str, int | None]:
-    """Attach every producer of the domain's input ports read-only; returns pinned versions."""
+    """Pin every input port of ``domain`` for this build; returns the pinned versions.
+
+    Each port becomes the view ``<producer>.<port>`` in the domain's staging database, over the
+    immutable files of the version current now (grants checked on the way). The producers'
+    lakes are detached afterwards: the build reads one consistent state and never touches a
+    producer's catalog while that producer publishes.
+    """
     producers = discover_domains()
-    by_producer: dict[str, list[PortRef]] = {}
-    for ref in domain.input_ports:
-        by_producer.setdefault(ref.domain, []).append(ref)
     versions: dict[str, int | None] = {}
-    for producer, refs in by_producer.items():
-        if producer not in producers:
-            raise MissingInputError(f"{domain.name}: input port on unknown domain {producer!r}")
-        lake.attach_port_reader(con, domain.name, producers[producer], [r.port for r in refs])
-        versions.update(lake.input_port_versions(con, refs))
-    missing = [ref for ref, v in versions.items() if v is None]
-    if missing:
-        raise MissingInputError(
-            f"domain {domain.name!r}: input port(s) {', '.join(missing)} have no published "
-            "version yet; build their domains first (mesh build builds in order)."
-        )
+    for ref in domain.input_ports:
+        if ref.domain not in producers:
+            raise MissingInputError(f"{domain.name}: input port on unknown domain {ref.domain!r}")
+        _, versions[ref.ref] = lake.open_port(con, domain.name, producers[ref.domain], ref.port)
+    for producer in {ref.domain for ref in domain.input_ports}:
+        con.execute(f"detach database if exists {lake.lake_alias(producer)}")
     return versions
 
 
@@ -117,6 +115,7 @@ def staging_connection(domain: Domain) -> Iterator[duckdb.DuckDBPyConnection]:
     con = lake.connect(str(path))
     try:
         lake.attach_own_lake(con, domain.name)
+        lake.refresh_pointer(con, domain)
         yield con
     finally:
         con.close()

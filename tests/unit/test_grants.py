@@ -59,22 +59,34 @@ def test_ungranted_consumer_gets_a_permission_error_naming_port_and_consumer(tmp
     assert "physician_master_lake" not in attached
 
 
-def test_granted_consumer_reads_the_pinned_version_read_only(tmp_path, published):
-    """brand_analytics is granted: it attaches read-only and sees the current version."""
+def test_granted_consumer_reads_the_pinned_version(tmp_path, published):
+    """brand_analytics is granted: its build pins the current version of the port."""
     con = lake.connect()
     versions = attach_inputs(con, _consumer(tmp_path, "brand_analytics"))
     assert versions == {"physician_master/physicians": published}
-    readonly = con.execute(
-        "select readonly from duckdb_databases() where database_name = 'physician_master_lake'"
-    ).fetchone()[0]
-    assert readonly
+    assert con.execute("select count(*) from physician_master.physicians").fetchone()[0] == 1
 
 
-def test_dbt_profile_attaches_only_declared_producers_read_only(published):
-    """The generated dbt profile of physician_dw attaches physician_master's lake, read-only,
-    and nothing else: dbt sources can only reach granted input ports."""
+def test_granted_inputs_become_pinned_views_and_the_producer_lake_is_detached(tmp_path, published):
+    """What dbt and Python builds read: the view <producer>.<port> over the pinned version's
+    files, in the consumer's own database; the producer's catalog is no longer attached."""
+    con = lake.connect(str(tmp_path / "staging.duckdb"))
+    attach_inputs(con, discover_domains()["physician_dw"])
+    assert con.execute("select mesh_id from physician_master.physicians").fetchall() == [
+        ("MP0000000001",)
+    ]
+    attached = {
+        r[0] for r in con.execute("select database_name from duckdb_databases()").fetchall()
+    }
+    assert "physician_master_lake" not in attached
+    con.close()
+
+
+def test_dbt_profile_reaches_no_other_domain_storage():
+    """The generated dbt profile opens only the domain's staging database: dbt can read other
+    domains' ports only through the views the platform pinned after checking grants."""
     domain = discover_domains()["physician_dw"]
     directory = profile_dir(domain, DBT_PROJECTS / domain.name)
-    profile = yaml.safe_load((directory / "profiles.yml").read_text())
-    attach = profile["physician_dw"]["outputs"]["mesh"]["attach"]
-    assert [(a["alias"], a["read_only"]) for a in attach] == [("physician_master_lake", True)]
+    output = yaml.safe_load((directory / "profiles.yml").read_text())["physician_dw"]["outputs"]
+    assert "attach" not in output["mesh"]
+    assert output["mesh"]["path"].endswith("staging/physician_dw.duckdb")

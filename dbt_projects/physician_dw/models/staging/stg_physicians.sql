@@ -1,5 +1,5 @@
 with source as (
-    select * from {{ port_source('physician_master', 'physicians') }}
+    select * from {{ source('physician_master', 'physicians') }}
 ),
 
 renamed as (
