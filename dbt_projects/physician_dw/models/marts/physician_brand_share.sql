@@ -27,7 +27,7 @@ final as (
         case when basket_trx > 0 then projected_trx / basket_trx else 0 end::double
             as projected_fraction,
         weeks_active,
-        ntile(10) over (order by basket_trx) as basket_decile
+        ntile(10) over (order by basket_trx, physician_id) as basket_decile
     from by_physician
 )
 
