@@ -1,0 +1,705 @@
+"""Shared harness of the crash-safety and concurrency tests and benchmarks.
+
+Everything here is real: ``mesh build`` runs as a subprocess against a real DuckLake and a real
+Dagster instance in a data root of its own, a fault is a real ``SIGKILL`` (either at a named crash
+point through ``MESH_CRASH_AT``, or sent by this harness after a seeded random delay), and the
+lakes are inspected afterwards by a READ-ONLY reader (a DuckDB connection that attaches the
+domain's lake with ``READ_ONLY``), the way a consumer sees them.
+
+The checks (:func:`audit_lake`):
+
+- **no torn version**: every snapshot whose commit records ports (``commit_extra_info.ports``) has
+  every one of those ports readable at that version with exactly the recorded row count, and the
+  snapshot's own changes created exactly those tables; a snapshot that writes a port table without
+  recording it in its commit is torn too;
+- **no torn served state**: the lake's served-version pointer (``current.json``) names, for every
+  port, a committed version, the same one for all ports, with exactly that version's files, which
+  read back with the recorded row count and the version's content;
+- **content**: a digest of every port at every committed version (md5 over the sorted md5 of each
+  row, so independent of row order), to compare with a reference build: the landing data is
+  deterministic by seed, so every good version of a port has the reference's content.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mesh_domains.platform import lake
+from mesh_domains.platform.faults import CRASH_POINTS
+from mesh_domains.platform.settings import MeshPaths
+from mesh_domains.platform.synthetic import generate
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MESH = str(Path(sys.executable).parent / "mesh")
+TINY = {"scale": 0.02, "seed": 7, "months": 2, "days": 3, "weeks": 3}
+PORTS = {
+    "physician_master": ("physicians", "physician_xref"),
+    "physician_dw": ("dim_physician", "fact_rx_weekly", "physician_brand_share"),
+}
+DOMAINS = tuple(PORTS)
+# printed by `mesh build` once its imports and the Dagster instance are ready: the random-delay
+# clock starts here, so that kills land in the build rather than in Python's imports
+BUILD_STARTED = "building the mesh"
+RANDOM = "random_delay"
+FAULTS = (*CRASH_POINTS, RANDOM)
+
+
+# --- a mesh in a data root of its own ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MeshRoot:
+    """One mesh on disk: a data root (landing, staging, lakes) and a Dagster home."""
+
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def home(self) -> Path:
+        return self.root / "dagster_home"
+
+    @property
+    def paths(self) -> MeshPaths:
+        return MeshPaths(self.data)
+
+    def environ(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "MESH_CRASH_AT"}
+        env.update(
+            MESH_DATA_DIR=str(self.data),
+            DAGSTER_HOME=str(self.home),
+            MESH_ENV="ci",
+            PYTHONUNBUFFERED="1",
+            **extra,
+        )
+        return env
+
+    def generate(self, **args) -> None:
+        generate(self.data / "landing", **{**TINY, **args})
+
+    def reset_domain(self, domain: str) -> None:
+        """Delete the domain's lake and staging database: the next build starts from scratch."""
+        shutil.rmtree(self.paths.lake_dir(domain), ignore_errors=True)
+        staging = self.paths.staging_db(domain)
+        for path in (staging, staging.with_name(staging.name + ".wal")):
+            path.unlink(missing_ok=True)
+
+
+def new_mesh_root(root: Path, **generate_args) -> MeshRoot:
+    mesh = MeshRoot(Path(root))
+    mesh.home.mkdir(parents=True, exist_ok=True)
+    mesh.generate(**generate_args)
+    return mesh
+
+
+# --- running (and killing) `mesh build` ----------------------------------------------------------
+
+
+@dataclass
+class BuildRun:
+    """One ``mesh build`` subprocess and what became of it."""
+
+    domains: tuple[str, ...]
+    fault: str | None
+    returncode: int | None = None
+    seconds: float = 0.0
+    build_seconds: float | None = None  # from BUILD_STARTED to exit
+    delay: float | None = None
+    killed_by_harness: bool = False
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def died_of_sigkill(self) -> bool:
+        return self.returncode == -signal.SIGKILL
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def built(self, domain: str) -> bool:
+        """Whether ``mesh build`` reported ``domain`` built (its ``✔ <domain> built`` line).
+
+        Judged from the report rather than the exit code alone: the exit code also covers the
+        status table printed after the build.
+        """
+        return any(f"✔ {domain} built" in line for line in self.output)
+
+    def tail(self, lines: int = 40) -> str:
+        return "".join(self.output[-lines:])
+
+
+class BuildProcess:
+    """``mesh build [--domain D ...]`` started in its own session (process group), so that a
+    kill takes the whole run down, dbt's subprocess included, as a lost container would."""
+
+    def __init__(
+        self,
+        mesh: MeshRoot,
+        domains: tuple[str, ...] = (),
+        crash_at: str | None = None,
+        kill_group: bool = True,
+    ) -> None:
+        self.kill_group = kill_group
+        args = [MESH, "build", *(a for d in domains for a in ("--domain", d))]
+        extra = {"MESH_CRASH_AT": crash_at} if crash_at else {}
+        self.run = BuildRun(tuple(domains), crash_at)
+        self.started = threading.Event()
+        self._t0 = time.monotonic()
+        self._t_build: float | None = None
+        self.proc = subprocess.Popen(
+            args,
+            cwd=PROJECT_ROOT,
+            env=mesh.environ(**extra),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.run.output.append(line)
+            if BUILD_STARTED in line and not self.started.is_set():
+                self._t_build = time.monotonic()
+                self.started.set()
+
+    def kill(self, group: bool = True) -> bool:
+        """SIGKILL the run's whole process group (or only the ``mesh`` process, as a plain
+        ``kill -9 <pid>`` would); True if the run was still alive."""
+        alive = self.proc.poll() is None
+        try:
+            if group:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            else:
+                os.kill(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return alive
+
+    def kill_after(self, delay: float, start_timeout: float = 120.0) -> None:
+        """Kill ``delay`` seconds after the build started (after imports), if still running."""
+        self.run.delay = delay
+        deadline = time.monotonic() + start_timeout
+        while not self.started.wait(0.1):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                break
+        try:
+            self.proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            self.run.killed_by_harness = self.kill(group=self.kill_group)
+
+    def wait(self, timeout: float = 900.0) -> BuildRun:
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self.proc.wait()
+            self.run.output.append(f"[harness] timed out after {timeout}s and was killed\n")
+        end = time.monotonic()
+        self._reader.join(timeout=10)
+        if self.kill_group:  # a crash point kills only the mesh process: reap what it left
+            self.kill()
+        self.run.returncode = self.proc.returncode
+        self.run.seconds = end - self._t0
+        if self._t_build is not None:
+            self.run.build_seconds = end - self._t_build
+        return self.run
+
+
+def run_build(
+    mesh: MeshRoot,
+    *domains: str,
+    crash_at: str | None = None,
+    kill_after: float | None = None,
+    kill_group: bool = True,
+    timeout: float = 900.0,
+) -> BuildRun:
+    """Run ``mesh build`` to its end, or kill it at ``crash_at`` / after ``kill_after`` s."""
+    proc = BuildProcess(mesh, tuple(domains), crash_at, kill_group)
+    if kill_after is not None:
+        proc.kill_after(kill_after)
+    return proc.wait(timeout)
+
+
+# --- the read-only auditor -----------------------------------------------------------------------
+
+
+@dataclass
+class Version:
+    version: int
+    rows: dict[str, int]  # as recorded in the commit
+    digests: dict[str, str] = field(default_factory=dict)  # as read back at that version
+
+
+@dataclass
+class LakeAudit:
+    """What a read-only consumer finds in one domain's lake: the committed versions (from the
+    catalog), the served version of each port (from the lake's pointer), and anything torn."""
+
+    domain: str
+    versions: list[Version] = field(default_factory=list)
+    served: dict[str, int] = field(default_factory=dict)  # port -> version named by the pointer
+    served_digests: dict[str, str] = field(default_factory=dict)
+    torn: list[str] = field(default_factory=list)
+    unreadable: str | None = None
+
+    @property
+    def current(self) -> Version | None:
+        return self.versions[-1] if self.versions else None
+
+    @property
+    def current_version(self) -> int | None:
+        return self.current.version if self.current else None
+
+    @property
+    def served_version(self) -> int | None:
+        """The one version the pointer serves for all ports (None if none or mixed)."""
+        versions = set(self.served.values())
+        return versions.pop() if len(versions) == 1 else None
+
+    def current_digests(self) -> dict[str, str] | None:
+        return self.current.digests if self.current else None
+
+    def digests_at(self, version: int | None) -> dict[str, str] | None:
+        return next((v.digests for v in self.versions if v.version == version), None)
+
+    def differing_ports(self, reference: dict[str, str]) -> list[str]:
+        """Ports whose current content is not the reference's."""
+        current = self.current_digests() or {}
+        return sorted(p for p in reference if current.get(p) != reference[p])
+
+
+def uninitialized(before: LakeAudit, after: LakeAudit) -> bool:
+    """A run killed while creating a brand-new lake left a catalog file that is no DuckLake yet
+    (nothing was ever published in it; the next build initializes it)."""
+    return before.current is None and after.unreadable is not None
+
+
+def kill_problems(before: LakeAudit, after: LakeAudit) -> list[str]:
+    """What a consumer could find wrong after a killed run, besides torn versions: an unreadable
+    lake (other than a brand-new one left uninitialized, see :func:`uninitialized`), an earlier
+    version gone or changed, a current version that is neither the last good one nor the one
+    complete new version the killed run committed, a served version that is neither the last
+    good one nor that new one."""
+    problems = []
+    if after.unreadable and not uninitialized(before, after):
+        problems.append(f"lake unreadable: {after.unreadable}")
+    earlier = {v.version: v.digests for v in before.versions}
+    now = {v.version: v.digests for v in after.versions}
+    for version, digests in earlier.items():
+        if version not in now:
+            problems.append(f"version {version} disappeared")
+        elif now[version] != digests:
+            problems.append(f"version {version} changed content")
+    good = (before.current_version, (before.current_version or 0) + 1)
+    if after.current_version not in good:
+        problems.append(
+            f"current version went from {before.current_version} to {after.current_version}"
+        )
+    if before.served and after.served_version not in (before.served_version, *good):
+        problems.append(f"served version went from {before.served} to {after.served}")
+    return problems
+
+
+def read_only_connection(paths: MeshPaths, *domains: str):
+    lake.ensure_extensions()
+    con = lake.connect()
+    for name in lake.EXTENSIONS:
+        con.load_extension(name)
+    for domain in domains:
+        con.execute(lake.lake_attach_sql(domain, read_only=True, paths=paths))
+    return con
+
+
+def digest_sql(table: str) -> str:
+    """Row count and an order-independent content digest of ``table`` (a FROM-clause item)."""
+    return (
+        "select count(*), coalesce(md5(string_agg(h, ',' order by h)), '') "
+        f"from (select md5(t::varchar) as h from (select * from {table}) as t)"
+    )
+
+
+def parquet_sql(files: list[str]) -> str:
+    return "read_parquet([" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "])"
+
+
+def pointer_file(paths: MeshPaths, domain: str) -> Path:
+    """The lake's served-version pointer (``lake.pointer_path`` for another data root)."""
+    return paths.lake_dir(domain) / "current.json"
+
+
+def audit_lake(paths: MeshPaths, domain: str) -> LakeAudit:
+    """Inspect ``domain``'s lake READ-ONLY: committed versions, served versions, torn versions
+    and content digests."""
+    audit = LakeAudit(domain)
+    if not paths.lake_catalog(domain).exists():
+        return audit
+    alias = lake.lake_alias(domain)
+    try:
+        con = read_only_connection(paths, domain)
+    except Exception as exc:  # noqa: BLE001 — an unreadable lake is a finding, not a crash
+        audit.unreadable = f"{type(exc).__name__}: {exc}"
+        return audit
+    try:
+        _audit_versions(con, alias, audit)
+        _audit_pointer(con, alias, audit, pointer_file(paths, domain))
+    finally:
+        con.close()
+    return audit
+
+
+def _audit_versions(con, alias: str, audit: LakeAudit) -> None:
+    domain = audit.domain
+    snapshots = con.execute(
+        f"select snapshot_id, changes, commit_extra_info from {alias}.snapshots() "
+        "order by snapshot_id"
+    ).fetchall()
+    for snapshot_id, changes, extra in snapshots:
+        created = {t.removeprefix("main.") for t in (changes or {}).get("tables_created", [])}
+        recorded = (json.loads(extra) if extra else {}).get("ports", {})
+        if not recorded:
+            if created:
+                audit.torn.append(
+                    f"{domain} snapshot {snapshot_id} wrote {sorted(created)} without "
+                    "recording them as a port version"
+                )
+            continue
+        version = Version(snapshot_id, {p: r["rows"] for p, r in recorded.items()})
+        if created != set(recorded):
+            audit.torn.append(
+                f"{domain} version {snapshot_id}: commit records {sorted(recorded)} but "
+                f"wrote {sorted(created)}"
+            )
+        for port, rows in version.rows.items():
+            try:
+                count, digest = con.execute(
+                    digest_sql(f"{alias}.main.{port} at (version => {snapshot_id})")
+                ).fetchone()
+            except Exception as exc:  # noqa: BLE001
+                audit.torn.append(f"{domain} version {snapshot_id}: port {port} unreadable: {exc}")
+                continue
+            version.digests[port] = digest
+            if count != rows:
+                audit.torn.append(
+                    f"{domain} version {snapshot_id}: port {port} has {count} rows, "
+                    f"the commit recorded {rows}"
+                )
+        audit.versions.append(version)
+
+
+def _audit_pointer(con, alias: str, audit: LakeAudit, path: Path) -> None:
+    """The served state must be one committed version of each port, all ports at the same
+    version, naming exactly that version's files, with the recorded rows."""
+    if not path.exists():
+        return
+    domain = audit.domain
+    try:
+        entries = json.loads(path.read_text())["ports"]
+    except Exception as exc:  # noqa: BLE001
+        audit.torn.append(f"{domain} pointer {path} unreadable: {exc}")
+        return
+    versions = {v.version: v for v in audit.versions}
+    for port, entry in entries.items():
+        number, files = entry["version"], entry["files"]
+        audit.served[port] = number
+        version = versions.get(number)
+        if version is None or port not in version.rows:
+            audit.torn.append(
+                f"{domain} pointer serves {port} v{number}: no such committed version"
+            )
+            continue
+        listed = {
+            f
+            for (f,) in con.execute(
+                "select data_file from ducklake_list_files(?, ?, snapshot_version => ?)",
+                [alias, port, number],
+            ).fetchall()
+        }
+        if set(files) != listed:
+            audit.torn.append(f"{domain} pointer serves {port} v{number} with other files")
+            continue
+        try:
+            count, digest = con.execute(digest_sql(parquet_sql(files))).fetchone()
+        except Exception as exc:  # noqa: BLE001
+            audit.torn.append(f"{domain} pointer serves {port} v{number}: unreadable: {exc}")
+            continue
+        audit.served_digests[port] = digest
+        if count != version.rows[port] or digest != version.digests.get(port):
+            audit.torn.append(
+                f"{domain} pointer serves {port} v{number}: {count} rows, recorded "
+                f"{version.rows[port]}, content "
+                + ("equal" if digest == version.digests.get(port) else "different")
+            )
+    if len(set(audit.served.values())) > 1:
+        audit.torn.append(
+            f"{domain} pointer serves its ports at different versions: {audit.served}"
+        )
+
+
+def audit_mesh(paths: MeshPaths, domains=DOMAINS) -> dict[str, LakeAudit]:
+    return {d: audit_lake(paths, d) for d in domains}
+
+
+CONSUMER = {"physician_master": "physician_dw", "physician_dw": "brand_analytics"}
+
+
+@functools.cache
+def producers():
+    from mesh_domains.platform.descriptor import discover_domains
+
+    return discover_domains()
+
+
+@functools.cache
+def key_column(domain: str, port: str) -> str:
+    """A non-nullable key column of the port: counting it reads the data files, not only the
+    catalog's statistics."""
+    return producers()[domain].output_port(port).contract.primary_key[0]
+
+
+def served_to_consumer(paths: MeshPaths, producer: str) -> dict[str, tuple[int, str]]:
+    """What a consumer reads right now through the platform's port reader (``lake.open_port``:
+    grant check, served version pinned as a view): port -> (pinned version, content digest)."""
+    previous = os.environ.get("MESH_DATA_DIR")
+    os.environ["MESH_DATA_DIR"] = str(paths.data)
+    try:
+        con = lake.connect()
+        try:
+            served = {}
+            for port in PORTS[producer]:
+                view, pinned = lake.open_port(con, CONSUMER[producer], producers()[producer], port)
+                served[port] = (pinned, con.execute(digest_sql(view)).fetchone()[1])
+            return served
+        finally:
+            con.close()
+    finally:
+        if previous is None:
+            os.environ.pop("MESH_DATA_DIR", None)
+        else:
+            os.environ["MESH_DATA_DIR"] = previous
+
+
+# --- concurrent readers --------------------------------------------------------------------------
+
+SERVED, CATALOG = "served", "catalog"
+
+
+@dataclass
+class ReaderStats:
+    """What the readers did: reads, errors (by exact message, per kind of reader), and what
+    they saw."""
+
+    reads: dict[str, int] = field(default_factory=lambda: {SERVED: 0, CATALOG: 0})
+    time_travel_reads: int = 0
+    seconds: float = 0.0
+    errors: dict[str, dict[str, int]] = field(default_factory=lambda: {SERVED: {}, CATALOG: {}})
+    bad_reads: list[str] = field(default_factory=list)
+    # reads of all ports of a domain by open_port that pinned different versions of them
+    mixed_pins: int = 0
+    # domain -> version -> reads that saw that version
+    seen: dict[str, dict[int, int]] = field(default_factory=dict)
+    reads_per_reader: list[int] = field(default_factory=list)
+
+    @property
+    def total_reads(self) -> int:
+        return sum(self.reads.values())
+
+    @property
+    def error_count(self) -> int:
+        return sum(sum(e.values()) for e in self.errors.values())
+
+    @property
+    def reads_per_second(self) -> float:
+        return self.total_reads / self.seconds if self.seconds else 0.0
+
+
+def committed_counts(con, domain: str) -> dict[int, tuple[int, ...]]:
+    """Every committed version of ``domain``'s lake -> the row counts its commit recorded."""
+    rows = con.execute(
+        f"select snapshot_id, commit_extra_info from {lake.lake_alias(domain)}.snapshots() "
+        "where commit_extra_info is not null"
+    ).fetchall()
+    counts = {}
+    for snapshot_id, extra in rows:
+        ports = json.loads(extra).get("ports", {})
+        if ports:
+            counts[snapshot_id] = tuple(ports[p]["rows"] for p in PORTS[domain])
+    return counts
+
+
+@functools.cache
+def counts_sql(domain: str, version: int | None = None) -> str:
+    """One statement (so one snapshot) counting every port of ``domain`` in its attached lake."""
+    alias = lake.lake_alias(domain)
+    at = f" at (version => {version})" if version is not None else ""
+    parts = [
+        f"(select count({key_column(domain, p)}) from {alias}.main.{p}{at})" for p in PORTS[domain]
+    ]
+    return "select " + ", ".join(parts)
+
+
+class ReaderPool:
+    """``n`` consumer threads, each with its own connection (``lake.connect()``), reading every
+    port of a domain again and again until stopped. Two kinds, alternating by thread:
+
+    - ``served`` readers read like a consumer build does: ``lake.open_port`` per port (grant
+      check, the served version pinned as a view over its files), then count the view;
+    - ``catalog`` readers attach both lakes through ``lake.attach_port_reader`` (grant-checked,
+      READ_ONLY) and query the live catalog: all ports in one statement (one snapshot), the
+      committed versions' recorded counts, and every ``time_travel_every``-th read version 1
+      by ``at (version => 1)``.
+
+    Every read must equal the row counts one committed version recorded (served reads are
+    checked against the catalog when the pool stops). Errors are counted by their exact text,
+    never retried. ``MESH_DATA_DIR`` must point at the mesh under test.
+    """
+
+    def __init__(
+        self, n: int, pause: float = 0.0, time_travel_every: int = 5, kinds=(SERVED, CATALOG)
+    ) -> None:
+        self.n, self.pause, self.time_travel_every, self.kinds = n, pause, time_travel_every, kinds
+        self.stats = ReaderStats(seen={d: {} for d in DOMAINS}, reads_per_reader=[0] * n)
+        self._served_reads: dict[tuple[str, tuple[int, ...], tuple[int, ...], bool], int] = {}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._read, args=(i,), daemon=True) for i in range(n)
+        ]
+        self._t0 = 0.0
+        for domain in DOMAINS:  # warm the caches outside the threads
+            counts_sql(domain)
+
+    def kind(self, index: int) -> str:
+        return self.kinds[index % len(self.kinds)]
+
+    def __enter__(self) -> ReaderPool:
+        self._t0 = time.monotonic()
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=60)
+        self.stats.seconds = time.monotonic() - self._t0
+        self._check_served_reads()
+
+    def _error(self, kind: str, exc: BaseException) -> None:
+        text = f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            errors = self.stats.errors[kind]
+            errors[text] = errors.get(text, 0) + 1
+
+    def _catalog_connection(self):
+        con = lake.connect()
+        con.execute("set threads = 1")  # many small readers on few cores
+        for domain in DOMAINS:
+            lake.attach_port_reader(con, CONSUMER[domain], producers()[domain], PORTS[domain])
+        return con
+
+    def _read(self, index: int) -> None:
+        kind, con, i = self.kind(index), None, 0
+        while not self._stop.is_set():
+            domain = DOMAINS[(index // len(self.kinds) + i) % len(DOMAINS)]
+            i += 1
+            travel = bool(self.time_travel_every) and i % self.time_travel_every == 0
+            try:
+                if con is None:
+                    con = lake.connect() if kind == SERVED else self._catalog_connection()
+                    if kind == SERVED:
+                        con.execute("set threads = 1")
+                if kind == SERVED:
+                    self._served_read(con, domain, travel)
+                else:
+                    self._catalog_read(con, domain, travel)
+            except Exception as exc:  # noqa: BLE001 — every error is counted, none hidden
+                self._error(kind, exc)
+                if con is not None:
+                    con.close()
+                con = None
+                continue
+            with self._lock:
+                self.stats.reads[kind] += 1
+                self.stats.time_travel_reads += travel
+                self.stats.reads_per_reader[index] += 1
+            if self.pause:
+                self._stop.wait(self.pause)
+        if con is not None:
+            con.close()
+
+    def _served_read(self, con, domain: str, travel: bool) -> None:
+        pins, counts = [], []
+        for port in PORTS[domain]:
+            version = 1 if travel else None
+            view, pinned = lake.open_port(con, CONSUMER[domain], producers()[domain], port, version)
+            pins.append(pinned)
+            counts.append(
+                con.execute(f"select count({key_column(domain, port)}) from {view}").fetchone()[0]
+            )
+        key = (domain, tuple(pins), tuple(counts), travel)
+        with self._lock:
+            self._served_reads[key] = self._served_reads.get(key, 0) + 1
+
+    def _catalog_read(self, con, domain: str, travel: bool) -> None:
+        counts = tuple(con.execute(counts_sql(domain)).fetchone())
+        committed = committed_counts(con, domain)  # read after: a superset of what was seen
+        matching = [v for v, c in committed.items() if c == counts]
+        if travel and committed:
+            first = min(committed)
+            old = tuple(con.execute(counts_sql(domain, first)).fetchone())
+            if old != committed[first]:
+                with self._lock:
+                    self.stats.bad_reads.append(
+                        f"catalog read of {domain} at version {first}: {old}, "
+                        f"recorded {committed[first]}"
+                    )
+        with self._lock:
+            if not matching:
+                self.stats.bad_reads.append(
+                    f"catalog read of {domain}: row counts {counts}, committed versions "
+                    f"recorded {committed}"
+                )
+            for v in matching:
+                seen = self.stats.seen[domain]
+                seen[v] = seen.get(v, 0) + 1
+
+    def _check_served_reads(self) -> None:
+        """Check every served read against the counts its pinned versions' commits recorded."""
+        if not self._served_reads:
+            return
+        from mesh_domains.platform.settings import mesh_paths
+
+        con = read_only_connection(mesh_paths(), *DOMAINS)
+        try:
+            committed = {d: committed_counts(con, d) for d in DOMAINS}
+        finally:
+            con.close()
+        for (domain, pins, counts, travel), n in self._served_reads.items():
+            if len(set(pins)) > 1:
+                self.stats.mixed_pins += n
+            for i, (pinned, count) in enumerate(zip(pins, counts, strict=True)):
+                recorded = committed[domain].get(pinned)
+                if recorded is None or recorded[i] != count:
+                    self.stats.bad_reads.append(
+                        f"served read of {domain}/{PORTS[domain][i]} pinned v{pinned}: {count} "
+                        f"rows, recorded {None if recorded is None else recorded[i]} ({n} reads)"
+                    )
+            if len(set(pins)) == 1 and not travel:
+                seen = self.stats.seen[domain]
+                seen[pins[0]] = seen.get(pins[0], 0) + n
