@@ -179,12 +179,15 @@ def refresh_pointer(con: duckdb.DuckDBPyConnection, domain: Domain) -> None:
             write_pointer(con, domain.name, latest, [port.name])
 
 
-def _served(producer: str, port: str) -> tuple[int, list[str]] | None:
+def served_ports(producer: str) -> dict[str, tuple[int, list[str]]]:
+    """The served version and files of every port of ``producer``, read in one go: the
+    pointer is replaced atomically per commit, so ports published together are pinned
+    together."""
     path = pointer_path(producer)
     if not path.exists():
-        return None
-    entry = json.loads(path.read_text())["ports"].get(port)
-    return None if entry is None else (entry["version"], entry["files"])
+        return {}
+    ports = json.loads(path.read_text())["ports"]
+    return {name: (entry["version"], entry["files"]) for name, entry in ports.items()}
 
 
 def open_port(
@@ -193,6 +196,7 @@ def open_port(
     producer: Domain,
     port: str,
     version: int | None = None,
+    served: dict[str, tuple[int, list[str]]] | None = None,
 ) -> tuple[str, int]:
     """Pin ``producer``'s ``port`` at ``version`` (default: the served one) for ``consumer``.
 
@@ -200,13 +204,16 @@ def open_port(
     ``<producer>.<port>`` over them in ``con``'s database: everything the consumer reads
     afterwards comes from one consistent version. The served version comes from the lake's
     pointer file, without touching the catalog; an older version is looked up in the catalog.
-    Returns the view name and the pinned version.
+    Pass ``served`` (from :func:`served_ports`) to pin several ports of one producer from
+    the same pointer. Returns the view name and the pinned version.
     """
     for_port = [port]
-    served = _served(producer.name, port) if version is None else None
-    if served is not None:
+    if version is None and served is None:
+        served = served_ports(producer.name)
+    entry = (served or {}).get(port) if version is None else None
+    if entry is not None:
         check_grant(consumer, producer, port)
-        pinned, files = served
+        pinned, files = entry
     else:
         alias = attach_port_reader(con, consumer, producer, for_port)
 

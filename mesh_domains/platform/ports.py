@@ -98,10 +98,15 @@ def attach_inputs(con: duckdb.DuckDBPyConnection, domain: Domain) -> dict[str, i
     """
     producers = discover_domains()
     versions: dict[str, int | None] = {}
+    pointers: dict[str, dict] = {}
     for ref in domain.input_ports:
         if ref.domain not in producers:
             raise MissingInputError(f"{domain.name}: input port on unknown domain {ref.domain!r}")
-        _, versions[ref.ref] = lake.open_port(con, domain.name, producers[ref.domain], ref.port)
+        if ref.domain not in pointers:  # one pointer read per producer: its ports pin together
+            pointers[ref.domain] = lake.served_ports(ref.domain)
+        _, versions[ref.ref] = lake.open_port(
+            con, domain.name, producers[ref.domain], ref.port, served=pointers[ref.domain]
+        )
     for producer in {ref.domain for ref in domain.input_ports}:
         con.execute(f"detach database if exists {lake.lake_alias(producer)}")
     return versions
