@@ -147,7 +147,7 @@ def build(
     for run_id in report.recovered:
         console.print(f"[yellow]recovered[/] run {run_id}: its process had died; marked failed")
     failed = {r.domain: r.state for r in report.results if r.state != "built"}
-    rows = mesh_status(instance, {n: d for n, d in domains.items() if not domain or n in domain})
+    rows = [r for r in mesh_status(instance, domains) if not domain or r.domain in domain]
     for row in rows:
         if row.domain in failed:
             row.state = failed[row.domain]

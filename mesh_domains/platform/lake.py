@@ -173,10 +173,13 @@ def refresh_pointer(con: duckdb.DuckDBPyConnection, domain: Domain) -> None:
     """Catch the pointer up with the lake after a crash between a commit and its pointer."""
     path = pointer_path(domain.name)
     served = json.loads(path.read_text())["ports"] if path.exists() else {}
+    lagging: dict[int, list[str]] = {}
     for port in domain.output_ports:
         latest = current_version(con, domain.name, port.name)
         if latest is not None and served.get(port.name, {}).get("version") != latest:
-            write_pointer(con, domain.name, latest, [port.name])
+            lagging.setdefault(latest, []).append(port.name)
+    for version, ports in sorted(lagging.items()):  # ports of one commit move together
+        write_pointer(con, domain.name, version, ports)
 
 
 def served_ports(producer: str) -> dict[str, tuple[int, list[str]]]:

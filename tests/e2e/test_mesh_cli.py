@@ -56,6 +56,9 @@ def test_build_status_rebuild_and_contract_failure(env):
 
     second = mesh(env, "build")
     assert second.returncode == 0
+    one = mesh(env, "build", "--domain", "physician_master")
+    assert one.returncode == 0, one.stdout + one.stderr
+    assert "physician_dw" not in one.stdout.split("mesh build")[-1]
     v2 = status(env)
     for key in v1:
         assert v2[key]["version"] > v1[key]["version"]
