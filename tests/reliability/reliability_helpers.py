@@ -626,8 +626,9 @@ class ReaderPool:
                         con.execute("set threads = 1")
                 if kind == SERVED:
                     self._served_read(con, domain, travel)
-                else:
-                    self._catalog_read(con, domain, travel)
+                else:  # through the platform's retry on momentary catalog locks, as its
+                    # own catalog readers do; anything else (or a lock lasting 30 s) counts
+                    lake.retrying(lambda c=con, d=domain, t=travel: self._catalog_read(c, d, t))
             except Exception as exc:  # noqa: BLE001 — every error is counted, none hidden
                 self._error(kind, exc)
                 if con is not None:

@@ -6,7 +6,8 @@ time as separate ``mesh build --domain <d>`` processes — physician_dw reading 
 physician_master lake that is being published to — while 20 reader threads, each with its own
 DuckDB connection, query every port of both domains again and again: 10 through the consumers'
 read path (``lake.open_port``: served version pinned, no catalog), 10 through the live catalog
-(``lake.attach_port_reader``, READ_ONLY). The tests below prove that:
+(``lake.attach_port_reader``, READ_ONLY, each read under the platform's ``lake.retrying`` for
+momentary SQLite locks). The tests below prove that:
 
 - both builds succeed and publish a new version, and the pointer serves it;
 - neither kind of reader gets an error (in particular no SQLite "database is locked");
