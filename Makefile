@@ -39,6 +39,7 @@ format: install
 	$(RUN) ruff format .
 
 validate: install
+	$(RUN) mesh instance
 	$(RUN) dagster definitions validate -w workspace.yaml
 
 # the Dagster UI (and daemon: automation sensors) on the same instance as `mesh build`

@@ -84,8 +84,9 @@ def test_every_port_has_a_blocking_contract_check_and_the_automation_policy():
 
 
 @pytest.mark.slow
-def test_dagster_cli_validates_the_workspace():
+def test_dagster_cli_validates_the_workspace(tmp_path):
     """`dagster definitions validate -w workspace.yaml` passes, as the README says."""
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
     result = subprocess.run(
         [
             str(Path(sys.executable).parent / "dagster"),
@@ -95,6 +96,7 @@ def test_dagster_cli_validates_the_workspace():
             "workspace.yaml",
         ],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
