@@ -5,8 +5,10 @@ working files. Ports are published into the producer's lake, which gives concurr
 ACID commits and immutable snapshots: a port version is the id of the snapshot that published
 it, and the commit's ``extra_info`` records what the version was built with.
 
-Only the owning domain attaches its lake read-write; other domains attach it read-only, and only
-for ports whose descriptor grants them access (:func:`attach_port_reader`).
+Only the owning domain attaches its lake read-write. Other domains read only ports whose
+descriptor grants them access: a build pins the served version (``current.json``, written after
+each commit) as a view over its immutable files (:func:`open_port`); older versions and the
+version history come from the catalog, attached read-only (:func:`attach_port_reader`).
 """
 
 from __future__ import annotations

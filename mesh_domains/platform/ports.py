@@ -46,8 +46,8 @@ def user_errors(domain: Domain, ports: list[OutputPort]) -> Iterator[None]:
 class BuildContext:
     """What a domain's build function gets: a staging connection and the domain's inputs.
 
-    Input ports are attached read-only (after the grant check) and pinned to the version
-    current when the build started, so one build reads one consistent state of each input.
+    Input ports are pinned (after the grant check) to the version served when the build
+    started, as views ``<producer>.<port>``, so one build reads one consistent state of each.
     """
 
     domain: Domain
