@@ -18,6 +18,7 @@ LIFECYCLE_PHASES = ("launch", "growth", "mature", "all")
 TOOLCHAINS = ("python", "dbt")
 COLUMN_TYPES = ("string", "int64", "float64", "date", "timestamp", "boolean")
 RULE_OPS = (">=", ">", "<=", "<", "=", "!=")
+MANAGEMENT_CONTENT = ("discoverability", "observability", "control")
 
 
 class DescriptorError(ValueError):
@@ -120,6 +121,18 @@ class PortRef:
 
 
 @dataclass(frozen=True)
+class ManagementPort:
+    """An access point for managing the domain (the Open Data Product Standard's
+    ``managementPorts``): a URL of the domain query service, relative to where it runs."""
+
+    name: str
+    content: str
+    url: str
+    type: str = "rest"
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Domain:
     """A parsed ``domain.yaml``."""
 
@@ -135,6 +148,8 @@ class Domain:
     input_ports: tuple[PortRef, ...]
     output_ports: tuple[OutputPort, ...]
     path: Path
+    glossary: dict[str, str] = field(default_factory=dict)
+    management_ports: tuple[ManagementPort, ...] = ()
 
     @property
     def folder(self) -> Path:
@@ -184,6 +199,8 @@ _KNOWN_KEYS = {
         "sla",
         "input_ports",
         "output_ports",
+        "glossary",
+        "management_ports",
     },
     "source": {"description", "cadence", "file", "csv", "partition", "unique_across_deliveries"}
     | _CONTRACT_KEYS,
@@ -238,7 +255,27 @@ def _parse_domain(raw: dict, path: Path) -> Domain:
             for n, p in _require(raw, "output_ports", where).items()
         ),
         path=path,
+        glossary={str(k): str(v).strip() for k, v in (raw.get("glossary") or {}).items()},
+        management_ports=tuple(
+            _parse_management_port(m or {}, f"{where}: management port")
+            for m in raw.get("management_ports") or ()
+        ),
     )
+
+
+def _parse_management_port(raw: dict, where: str) -> ManagementPort:
+    port = ManagementPort(
+        name=_require(raw, "name", where),
+        content=_one_of(_require(raw, "content", where), MANAGEMENT_CONTENT, where),
+        url=_require(raw, "url", where),
+        type=_one_of(raw.get("type", "rest"), ("rest", "topic"), where),
+        description=str(raw.get("description", "")).strip(),
+    )
+    if not port.url.startswith("/"):
+        raise DescriptorError(
+            f"{where} {port.name}: url {port.url!r} must be a path like /domains/.."
+        )
+    return port
 
 
 LANDING_DESCRIPTOR = Path(__file__).resolve().parents[1] / "landing.yaml"
