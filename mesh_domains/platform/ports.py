@@ -37,9 +37,19 @@ def user_errors(domain: Domain, ports: list[OutputPort]) -> Iterator[None]:
         yield
     except MeshError as exc:
         names = ", ".join(p.name for p in ports)
+        report = getattr(exc, "report", None)  # a broken contract: its failures, structured
         raise dg.Failure(
-            description=f"{domain.name}: building port(s) {names} stopped.\n{exc}"
+            description=f"{domain.name}: building port(s) {names} stopped.\n{exc}",
+            metadata={"contract": dg.MetadataValue.json(_failed_contract(report))}
+            if report is not None
+            else None,
         ) from exc
+
+
+def _failed_contract(report: ContractReport) -> dict:
+    """A failed contract as the domain query shows it: which table, file and rule, with samples."""
+    where = {"domain": report.domain, report.kind: report.port, "file": report.file}
+    return where | report.as_metadata()
 
 
 @dataclass
