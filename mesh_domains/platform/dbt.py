@@ -168,6 +168,7 @@ class MeshDbtTranslator(DagsterDbtTranslator):
             owners=mesh.owners,
             code_version=mesh.code_version,
             automation_condition=mesh.automation_condition,
+            freshness_policy=mesh.freshness_policy,
             description=mesh.description,
             tags={**spec.tags, **mesh.tags},
             kinds={*spec.kinds, *mesh.kinds},

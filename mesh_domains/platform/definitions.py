@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -90,6 +91,7 @@ def port_spec(
         deps=[dg.AssetKey(k) for k in deps],
         code_version=version,
         automation_condition=port_automation(),
+        freshness_policy=port_freshness(domain),
         tags={"mesh/domain": domain.name, "mesh/lifecycle_phase": domain.lifecycle_phase},
         metadata={
             "dagster/column_schema": column_schema(port),
@@ -99,6 +101,13 @@ def port_spec(
             "primary_key": ", ".join(port.contract.primary_key),
         },
     )
+
+
+def port_freshness(domain: Domain) -> dg.FreshnessPolicy | None:
+    """The descriptor's SLA as Dagster's freshness policy: a port not published within
+    ``sla.freshness_hours`` is overdue (shown in the UI; evaluated by the daemon)."""
+    hours = domain.sla_freshness_hours
+    return None if hours is None else dg.FreshnessPolicy.time_window(timedelta(hours=hours))
 
 
 def port_check_specs(port: OutputPort) -> list[dg.AssetCheckSpec]:
