@@ -1,26 +1,38 @@
 """Contracts: pandera schemas built from the descriptor, validated inside DuckDB.
 
-A contract is declared once in ``domain.yaml``; :func:`pandera_schema` turns it into a pandera
-``DataFrameSchema`` for pandera's ibis backend, so validation runs as SQL on the data where it
-lies (staging database or landing file) instead of loading a port into pandas. Failures are
-summarised per column and rule, with a few example values, into a :class:`ContractReport` whose
-message names the domain, the port, the file and the column.
+A contract is declared once in ``domain.yaml``; :func:`pandera_schemas` turns it into pandera
+``DataFrameSchema`` objects (pandera's ibis backend). Validation runs on the data where it lies
+(staging database or landing file), never in pandas, by one of two engines:
+
+- ``sql`` (default): the pandera schemas are compiled into one DuckDB aggregate query for every
+  row-level check plus one ``group by`` per unique key (:mod:`.contract_sql`); examples are
+  fetched only for the rules that fail. Its cost is one scan of the table, whatever the number
+  of checks, which matters when a build checks dozens of small deliveries.
+- ``pandera``: pandera validates the schemas itself through ibis (one query per check). It is
+  the reference semantics; ``MESH_CONTRACT_ENGINE=pandera`` selects it, and the tests check
+  that both engines report the same failures.
+
+Failures are summarised per column and rule, with a few example values, into a
+:class:`ContractReport` whose message names the domain, the port, the file and the column.
 """
 
 from __future__ import annotations
 
 import ast
 import operator
+import os
 import re
 from dataclasses import dataclass, field, replace
-
-import duckdb
-import ibis
-import pandera.ibis as pa
-from pandera.errors import SchemaError, SchemaErrors
+from typing import TYPE_CHECKING
 
 from .descriptor import ColumnSpec, Contract, RowRule
 from .errors import MeshError
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandera.ibis as pa
+
+ENGINES = ("sql", "pandera")
 
 IBIS_TYPES = {
     "string": "string",
@@ -113,6 +125,8 @@ class ContractViolation(MeshError):
 
 
 def _column_checks(spec: ColumnSpec) -> list[pa.Check]:
+    import pandera.ibis as pa
+
     checks: list[pa.Check] = []
     c = spec.checks
     if "isin" in c:
@@ -141,16 +155,21 @@ def _column_checks(spec: ColumnSpec) -> list[pa.Check]:
                 error="valid NPI (10 digits, Luhn check digit, prefix 80840)",
             )
         )
+        checks[-1].sql_form = ("npi",)  # how the SQL engine runs this custom check
     return checks
 
 
 def _rule_check(rule: RowRule) -> pa.Check:
+    import pandera.ibis as pa
+
     op = _OPS[rule.op]
 
     def check(data):
         return {rule.name: op(data.table[rule.left], data.table[rule.right])}
 
-    return pa.Check(check, name=f"{rule.name}: {rule.left} {rule.op} {rule.right}")
+    compiled = pa.Check(check, name=f"{rule.name}: {rule.left} {rule.op} {rule.right}")
+    compiled.sql_form = ("row_rule", rule.left, rule.op, rule.right)
+    return compiled
 
 
 def unique_keys(contract: Contract) -> list[list[str]]:
@@ -162,6 +181,8 @@ def unique_keys(contract: Contract) -> list[list[str]]:
 def pandera_schemas(contract: Contract, name: str) -> list[pa.DataFrameSchema]:
     """The contract as pandera (ibis backend) schemas: the column/row schema with the primary
     key, then one schema per further unique key (pandera reports one key per schema)."""
+    import pandera.ibis as pa
+
     keys = unique_keys(contract)
     main = pandera_schema(contract, name, keys[:1])
     return [main] + [pa.DataFrameSchema(unique=k, name=f"{name} unique {k}") for k in keys[1:]]
@@ -171,6 +192,9 @@ def pandera_schema(
     contract: Contract, name: str, unique_sets: list[list[str]] | None = None
 ) -> pa.DataFrameSchema:
     """The pandera (ibis backend) schema for a contract's columns, rules and a key."""
+    import ibis
+    import pandera.ibis as pa
+
     unique_sets = unique_keys(contract)[:1] if unique_sets is None else unique_sets
     return pa.DataFrameSchema(
         {
@@ -195,6 +219,8 @@ _COLUMN_IN_MESSAGE = re.compile(r"[Cc]olumn '([^']+)'")
 
 def _rule_name(check) -> str:
     """A rule name a user recognises: the declared check, not pandera's internal key."""
+    import pandera.ibis as pa
+
     if isinstance(check, pa.Check):
         return str(check.error or check.name)
     return {
@@ -205,7 +231,7 @@ def _rule_name(check) -> str:
     }.get(str(check), str(check).replace("dtype(", "type(").replace("'", ""))
 
 
-def _column_of(err: SchemaError) -> str:
+def _column_of(err) -> str:
     if err.column_name:
         return str(err.column_name)
     key = _KEY_IN_MESSAGE.search(str(err))
@@ -218,6 +244,8 @@ def _column_of(err: SchemaError) -> str:
 def _summarise(cases, column: str) -> tuple[int | None, tuple[str, ...]]:
     """Count failing rows and take a few examples, executing lazy (ibis) failure cases in
     DuckDB instead of pulling them into memory."""
+    import ibis
+
     if cases is None:
         return None, ()
     if isinstance(cases, ibis.Table):
@@ -239,7 +267,9 @@ def _summarise(cases, column: str) -> tuple[int | None, tuple[str, ...]]:
     return None, (str(cases)[:200],)
 
 
-def _failures_from(errors: SchemaErrors | SchemaError) -> list[Failure]:
+def _failures_from(errors) -> list[Failure]:
+    from pandera.errors import SchemaErrors
+
     errs = errors.schema_errors if isinstance(errors, SchemaErrors) else [errors]
     failures = []
     for err in errs:
@@ -255,6 +285,13 @@ def _failures_from(errors: SchemaErrors | SchemaError) -> list[Failure]:
     return failures
 
 
+def contract_engine() -> str:
+    engine = os.environ.get("MESH_CONTRACT_ENGINE", "sql")
+    if engine not in ENGINES:
+        raise ValueError(f"MESH_CONTRACT_ENGINE={engine!r} is not one of {', '.join(ENGINES)}")
+    return engine
+
+
 def validate_table(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -264,8 +301,27 @@ def validate_table(
     port: str,
     file: str | None = None,
     kind: str = "port",
+    engine: str | None = None,
 ) -> ContractReport:
     """Check ``table`` (a name visible to ``con``) against ``contract`` inside DuckDB."""
+    from .contract_sql import NotCompilable, validate_sql
+
+    schemas = pandera_schemas(contract, f"{domain}/{port}")
+    if (engine or contract_engine()) == "sql":
+        try:
+            rows, failures = validate_sql(con, table, schemas, contract.min_rows)
+        except NotCompilable:
+            pass  # a check with no SQL form: pandera runs the whole contract
+        else:
+            report = ContractReport(domain, port, rows, failures, file=file, kind=kind)
+            return report
+    return _validate_pandera(con, table, contract, schemas, domain, port, file, kind)
+
+
+def _validate_pandera(con, table, contract, schemas, domain, port, file, kind) -> ContractReport:
+    import ibis
+    from pandera.errors import SchemaError, SchemaErrors
+
     rows = con.execute(f"select count(*) from {table}").fetchone()[0]
     report = ContractReport(domain, port, rows, file=file, kind=kind)
     if rows < contract.min_rows:
@@ -273,7 +329,7 @@ def validate_table(
         return report
     backend = ibis.duckdb.from_connection(con)
     expr = backend.sql(f"select * from {table}")
-    for schema in pandera_schemas(contract, f"{domain}/{port}"):
+    for schema in schemas:
         try:
             schema.validate(expr, lazy=True)
         except (SchemaErrors, SchemaError) as errors:

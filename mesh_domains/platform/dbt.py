@@ -9,6 +9,12 @@ start, so ``{{ source('<producer>', '<port>') }}`` reads one consistent version 
 touches another domain's storage.
 dbt tests surface as asset checks; the pandera contract of each port runs after ``dbt build``
 and before publish.
+
+Fixed cost is kept to what dbt needs. The code location reads the parsed ``manifest.json``
+(made by ``dbt parse`` only when the project changed) and builds the port specs and the dbt-test
+check specs from it, without importing dbt or an adapter, so it loads fast. A build runs dbt
+in-process through dbt's programmatic runner (``dbtRunner``) with the parsed manifest handed in
+(kept as a pickle beside it), so no dbt process starts and nothing is parsed or selected twice.
 """
 
 from __future__ import annotations
@@ -16,18 +22,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import yaml
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource
-from dagster_dbt.asset_utils import build_dbt_specs
 
 from .definitions import port_check_specs, port_spec
 from .descriptor import Domain, discover_domains
@@ -67,12 +72,18 @@ def write_profile(domain: Domain, profiles_dir: Path) -> Path:
         "threads": 1,
     }
     profiles_dir.mkdir(parents=True, exist_ok=True)
-    profile = {domain.name: {"target": "mesh", "outputs": {"mesh": output}}}
+    profile = {profile_name(domain): {"target": "mesh", "outputs": {"mesh": output}}}
     path = profiles_dir / "profiles.yml"
     text = yaml.safe_dump(profile, sort_keys=False)
     if not path.exists() or path.read_text() != text:
         _atomic_write(path, text.encode())
     return path
+
+
+def profile_name(domain: Domain) -> str:
+    """The profile the dbt project asks for (``profile:`` in dbt_project.yml), else the domain."""
+    project = yaml.safe_load((DBT_PROJECTS / domain.name / "dbt_project.yml").read_text()) or {}
+    return str(project.get("profile") or domain.name)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -138,76 +149,99 @@ def ensure_manifest(domain: Domain, project_dir: Path) -> Path:
     return manifest
 
 
-class MeshDbtTranslator(DagsterDbtTranslator):
-    """Maps dbt nodes onto mesh keys: models → ``[domain, model]``, sources named after a
-    domain → that domain's port ``[producer, port]``, other sources → ``[landing, table]``."""
+@dataclass(frozen=True)
+class DbtPorts:
+    """What the manifest says about a dbt domain's ports: their dependencies and dbt tests."""
 
-    def __init__(self, domain: Domain, version: str):
-        super().__init__(DagsterDbtTranslatorSettings(enable_asset_checks=True))
-        self.domain = domain
-        self.version = version
-        self.domains = set(discover_domains())
+    order: list[str]  # port models, upstream first
+    deps: dict[str, list[list[str]]]  # port -> asset keys it depends on
+    tests: dict[str, tuple[str, str, str]]  # test unique_id -> (port, check name, severity)
+    descriptions: dict[str, str]  # test check name -> description
 
-    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
-        rtype = dbt_resource_props["resource_type"]
-        if rtype == "source":
-            source = dbt_resource_props["source_name"]
-            table = dbt_resource_props["name"]
-            return dg.AssetKey([source, table] if source in self.domains else ["landing", table])
-        return dg.AssetKey([self.domain.name, dbt_resource_props["name"]])
 
-    def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
-        spec = super().get_asset_spec(manifest, unique_id, project)
-        props = self.get_resource_props(manifest, unique_id)
-        if props["resource_type"] != "model" or PORT_TAG not in props.get("tags", []):
-            return spec
-        port = self.domain.output_port(props["name"])
-        mesh = port_spec(self.domain, port, "dbt", self.version, [])
-        return spec.replace_attributes(
-            group_name=mesh.group_name,
-            owners=mesh.owners,
-            code_version=mesh.code_version,
-            automation_condition=mesh.automation_condition,
-            freshness_policy=mesh.freshness_policy,
-            description=mesh.description,
-            tags={**spec.tags, **mesh.tags},
-            kinds={*spec.kinds, *mesh.kinds},
-        ).merge_attributes(metadata=mesh.metadata)
+def _source_key(node: dict, domains: set[str]) -> list[str]:
+    """A dbt source named after a domain is that domain's port; any other is a landing source."""
+    source, table = node["source_name"], node["name"]
+    return [source, table] if source in domains else ["landing", table]
+
+
+def read_ports(domain: Domain, manifest: dict) -> DbtPorts:
+    """Port models (tagged ``port``), the asset keys each depends on (through the project's
+    non-port models, to sources and other ports), and the dbt tests attached to each port."""
+    nodes, sources = manifest["nodes"], manifest["sources"]
+    ports = {
+        uid: n["name"]
+        for uid, n in nodes.items()
+        if n["resource_type"] == "model" and PORT_TAG in n.get("tags", [])
+    }
+    domains = set(discover_domains())
+
+    def upstream(uid: str, seen: set[str]) -> list[list[str]]:
+        keys: list[list[str]] = []
+        for dep in nodes.get(uid, {}).get("depends_on", {}).get("nodes", []):
+            if dep in seen:
+                continue
+            seen.add(dep)
+            if dep in ports:
+                keys.append([domain.name, ports[dep]])
+            elif dep in sources:
+                keys.append(_source_key(sources[dep], domains))
+            elif dep in nodes:
+                keys += upstream(dep, seen)
+        return keys
+
+    deps = {}
+    for uid, name in ports.items():
+        unique = {tuple(k): k for k in upstream(uid, set())}
+        deps[name] = [unique[k] for k in sorted(unique)]
+    order: list[str] = []
+    pending = set(ports.values())
+    while pending:
+        ready = sorted(
+            p for p in pending if not any(d[0] == domain.name and d[1] in pending for d in deps[p])
+        )
+        order += ready
+        pending -= set(ready)
+    tests, descriptions = {}, {}
+    for uid, n in nodes.items():
+        attached = n.get("attached_node") or next(iter(n["depends_on"]["nodes"][-1:]), None)
+        if n["resource_type"] == "test" and attached in ports:
+            severity = str(n["config"].get("severity", "ERROR")).upper()
+            tests[uid] = (ports[attached], n["name"], severity)
+            descriptions[n["name"]] = n.get("description") or f"dbt test {n['name']}"
+    return DbtPorts(order, deps, tests, descriptions)
 
 
 def dbt_domain_assets(domain: Domain) -> dg.AssetsDefinition:
     """The dbt project of ``domain`` as one write–audit–publish step over all its ports."""
     project_dir = DBT_PROJECTS / domain.name
-    manifest_path = ensure_manifest(domain, project_dir)
-    manifest = json.loads(manifest_path.read_text())
+    manifest = json.loads(ensure_manifest(domain, project_dir).read_text())
     version = code_version(domain, project_dir)
-    translator = MeshDbtTranslator(domain, version)
-    specs, dbt_checks = build_dbt_specs(
-        translator=translator,
-        manifest=manifest,
-        select=f"tag:{PORT_TAG}",
-        exclude="",
-        selector="",
-        io_manager_key=None,
-        project=None,
-    )
-    port_names = [s.key.path[-1] for s in _topological(specs)]
-    missing = {p.name for p in domain.output_ports} - set(port_names)
+    found = read_ports(domain, manifest)
+    missing = {p.name for p in domain.output_ports} - set(found.order)
     if missing:
         raise RuntimeError(
             f"domain {domain.name!r}: output port(s) {sorted(missing)} have no "
             f"dbt model tagged '{PORT_TAG}' in {project_dir}"
         )
-    ports = [domain.output_port(n) for n in port_names]
+    ports = [domain.output_port(n) for n in found.order]
+    specs = [port_spec(domain, p, "dbt", version, found.deps[p.name]) for p in ports]
+    test_checks = [
+        dg.AssetCheckSpec(
+            name,
+            asset=[domain.name, port],
+            blocking=severity == "ERROR",
+            description=found.descriptions[name],
+        )
+        for port, name, severity in found.tests.values()
+    ]
 
     @dg.multi_asset(
         name=f"{domain.name}__dbt_build",
         specs=specs,
-        check_specs=[*dbt_checks, *(spec for p in ports for spec in port_check_specs(p))],
+        check_specs=[*test_checks, *(spec for p in ports for spec in port_check_specs(p))],
         can_subset=False,
         pool=f"{domain.name}_lake",
-        op_tags={"dagster_dbt/select": f"tag:{PORT_TAG}"},
-        allow_arbitrary_check_specs=True,
     )
     def _build(context):
         started = time.monotonic()
@@ -218,7 +252,7 @@ def dbt_domain_assets(domain: Domain) -> dg.AssetsDefinition:
                 for source in domain.sources:
                     build.source(source.name)
             # dbt opens the staging database itself: the platform's connection is closed
-            yield from _run_dbt(context, domain, project_dir, build)
+            yield from run_dbt(context, domain, project_dir, found, [f"+tag:{PORT_TAG}"])
             with staging_connection(domain) as con:
                 build.con = con
                 yield from audit_and_publish(context, build, ports, version, started)
@@ -226,56 +260,100 @@ def dbt_domain_assets(domain: Domain) -> dg.AssetsDefinition:
     return _build
 
 
-def _topological(specs) -> list[dg.AssetSpec]:
-    """Ports in dependency order: Dagster wants a multi-asset's outputs yielded that way."""
-    pending = {s.key: s for s in specs}
-    ordered: list[dg.AssetSpec] = []
-    while pending:
-        ready = [s for s in pending.values() if not any(d.asset_key in pending for d in s.deps)]
-        ordered += sorted(ready, key=lambda s: s.key.to_user_string())
-        for s in ready:
-            del pending[s.key]
-    return ordered
+def load_manifest(domain: Domain, project_dir: Path):
+    """dbt's parsed ``Manifest`` object for the runner, kept as a pickle next to the JSON one
+    and made again (by dbt, in-process, with partial parsing) when the project changed."""
+    stamp = project_dir / "target" / "mesh_parse.hash"
+    cached = project_dir / "target" / "mesh_manifest.pickle"
+    wanted = stamp.read_text() if stamp.exists() else ""
+    if cached.exists() and wanted:
+        with cached.open("rb") as fh:
+            key, manifest = pickle.load(fh)
+        if key == wanted:
+            return manifest
+    from dbt.cli.main import dbtRunner
 
-
-def _run_dbt(context, domain: Domain, project_dir: Path, build: BuildContext):
-    """``dbt build`` of the port models into staging; yields dbt test results as checks."""
     profiles_dir = profile_dir(domain, project_dir)
-    dbt = DbtCliResource(
-        project_dir=str(project_dir),
-        profiles_dir=str(profiles_dir),
-        dbt_executable=dbt_executable(),
+    result = dbtRunner().invoke(
+        ["parse", "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir), "--quiet"]
     )
-    invocation = dbt.cli(["build"], context=context, raise_on_error=False)
-    for event in invocation.stream():
-        if isinstance(event, dg.Output | dg.AssetMaterialization):
-            continue  # staged only: the port is materialized when it is published
-        yield event
-    if not invocation.is_successful():
-        failed = _failed_nodes(invocation)
+    if not result.success:
+        raise RuntimeError(
+            f"domain {domain.name!r}: dbt could not parse {project_dir}: {result.exception}"
+        )
+    _atomic_write(cached, pickle.dumps((wanted, result.result)))
+    return result.result
+
+
+def run_dbt(
+    context,
+    domain: Domain,
+    project_dir: Path,
+    found: DbtPorts,
+    select: list[str],
+    exclude: list[str] = (),
+    dbt_vars: dict | None = None,
+):
+    """``dbt build`` of ``select`` into staging, in-process; yields dbt tests as checks."""
+    import copy
+
+    from dbt.cli.main import dbtRunner
+
+    manifest = copy.deepcopy(load_manifest(domain, project_dir))  # dbt mutates what it runs
+    target = project_dir / "target" / f"run-{context.run.run_id[:8]}-{os.getpid()}"
+    args = [
+        "build",
+        "--project-dir",
+        str(project_dir),
+        "--profiles-dir",
+        str(profile_dir(domain, project_dir)),
+        "--target-path",
+        str(target),
+        "--log-path",
+        str(mesh_paths().data / "logs" / "dbt" / domain.name),
+        "--select",
+        *select,
+    ]
+    if exclude:
+        args += ["--exclude", *exclude]
+    if dbt_vars:
+        args += ["--vars", json.dumps(dbt_vars)]
+    context.log.info(f"{domain.name}: dbt {' '.join(args[:1] + args[9:])}")
+    result = dbtRunner(manifest=manifest).invoke(args)
+    results = list(getattr(result.result, "results", None) or [])
+    for r in results:
+        node = r.node
+        if node.unique_id not in found.tests:
+            continue
+        port, name, _ = found.tests[node.unique_id]
+        status = str(r.status)
+        if status == "skipped":
+            continue
+        yield dg.AssetCheckResult(
+            asset_key=[domain.name, port],
+            check_name=name,
+            passed=status in ("pass", "warn"),
+            severity=dg.AssetCheckSeverity.WARN
+            if status == "warn"
+            else dg.AssetCheckSeverity.ERROR,
+            description=(r.message or status),
+            metadata={"failures": int(r.failures or 0), "dbt_status": status},
+        )
+    if not result.success:
         raise dg.Failure(
             description=f"domain {domain.name!r}: dbt build failed in {project_dir}; "
-            f"nothing was published. dbt's artifacts are kept in {invocation.target_path}.\n"
-            f"{failed}",
+            f"nothing was published. dbt's artifacts are kept in {target}.\n"
+            f"{_failed_nodes(result, results)}",
         )
-    # a successful build's artifacts are in the run's events; don't let target/ grow per run
-    shutil.rmtree(invocation.target_path, ignore_errors=True)
+    shutil.rmtree(target, ignore_errors=True)
 
 
-def _failed_nodes(invocation) -> str:
-    lines = []
-    try:
-        results = invocation.get_artifact("run_results.json").get("results", [])
-    except Exception:  # noqa: BLE001 — the log tail below still explains the failure
-        results = []
-    for r in results:
-        if r.get("status") in {"error", "fail"}:
-            lines.append(
-                f"  - {r.get('unique_id')}: {r.get('status')}: "
-                f"{(r.get('message') or '').strip()[:500]}"
-            )
-    if not lines:
-        lines = [f"  {m}" for m in getattr(invocation, "_error_messages", [])[-DBT_LOG_TAIL:]] or [
-            "  (see the run log)"
-        ]
-    return "\n".join(lines)
+def _failed_nodes(result, results) -> str:
+    lines = [
+        f"  - {r.node.unique_id}: {r.status}: {(r.message or '').strip()[:500]}"
+        for r in results
+        if str(r.status) in {"error", "fail"}
+    ]
+    if not lines and result.exception is not None:
+        lines = [f"  {str(result.exception).strip()[:2000]}"]
+    return "\n".join(lines) or "  (see the run log)"

@@ -80,3 +80,16 @@ def npi_valid_expr(col: ir.StringValue) -> ir.BooleanValue:
     doubled = [(d * 2) - (d >= 5).ifelse(9, 0) for d in digits[0:9:2]]
     total = PREFIX_LUHN_SUM + sum(doubled) + sum(digits[1:9:2]) + digits[9]
     return well_formed & ((total % 10) == 0)
+
+
+def npi_valid_sql(col: str) -> str:
+    """DuckDB SQL boolean: true exactly when ``col`` holds a valid NPI (never null).
+
+    The same rule as :func:`is_valid_npi` and :func:`npi_valid_expr`, as plain SQL so that a
+    contract compiles to one query; the tests keep all three in agreement.
+    """
+    digits = [f"try_cast(substr({col}, {i + 1}, 1) as integer)" for i in range(10)]
+    doubled = " + ".join(f"({d} * 2 - case when {d} >= 5 then 9 else 0 end)" for d in digits[0:9:2])
+    total = f"({PREFIX_LUHN_SUM} + {doubled} + {' + '.join(digits[1:9:2])} + {digits[9]})"
+    shape = _NPI_PATTERN.strip("^$")
+    return f"coalesce(regexp_full_match({col}, '{shape}') and {total} % 10 = 0, false)"

@@ -1,4 +1,7 @@
-"""Contracts: declared once, checked in DuckDB by pandera, reported by column and rule."""
+"""Contracts: declared once as pandera schemas, checked in DuckDB, reported by column and rule.
+
+Every test runs with both engines: pandera itself (through ibis) and the pandera schemas
+compiled to SQL, and the engines must agree on every failure."""
 
 import pytest
 
@@ -13,6 +16,12 @@ GOOD_ROWS = """
      'active', 'ama', 1),
     ('MP0000000002', '1245319599', null, null, null, null, null, null, 'unknown', 'rx_only', 0)
 """
+
+
+@pytest.fixture(autouse=True, params=["sql", "pandera"])
+def engine(request, monkeypatch):
+    monkeypatch.setenv("MESH_CONTRACT_ENGINE", request.param)
+    return request.param
 
 
 @pytest.fixture
@@ -65,7 +74,8 @@ def test_good_rows_pass(con):
     ],
 )
 def test_each_broken_rule_is_named_with_its_column(con, mutation, column, rule):
-    """Every kind of violation fails the contract and the message names column and rule."""
+    """Every kind of violation fails the contract and the message names column and rule; the
+    SQL engine reports exactly what pandera reports (column, rule, failing rows, examples)."""
     _table(con)
     con.execute(mutation)
     report = _check(con)
@@ -73,6 +83,13 @@ def test_each_broken_rule_is_named_with_its_column(con, mutation, column, rule):
     message = report.message()
     assert "domain 'physician_master'" in message and "port 'physicians'" in message
     assert any(f.column == column and rule in f.rule for f in report.failures), message
+    reports = {
+        engine: validate_table(
+            con, "physicians", PHYSICIANS, domain="d", port="p", engine=engine
+        ).failures
+        for engine in ("sql", "pandera")
+    }
+    assert sorted(reports["sql"], key=str) == sorted(reports["pandera"], key=str)
 
 
 def test_schema_drift_and_type_changes_fail(con):

@@ -2,10 +2,17 @@
 
 import random
 
+import duckdb
 import ibis
 import pytest
 
-from mesh_domains.platform.npi import is_valid_npi, make_npi, npi_check_digit, npi_valid_expr
+from mesh_domains.platform.npi import (
+    is_valid_npi,
+    make_npi,
+    npi_check_digit,
+    npi_valid_expr,
+    npi_valid_sql,
+)
 
 
 def _plain_luhn_ok(number: str) -> bool:
@@ -100,5 +107,17 @@ def test_ibis_expression_agrees_with_python():
     con = ibis.duckdb.connect()
     result = con.to_pyarrow(table.select("i", ok=npi_valid_expr(table.npi)).order_by("i"))
     got = result.column("ok").to_pylist()
+    assert got == [is_valid_npi(v) for v in values]
+    assert 0 < sum(got) < len(values)
+
+
+def test_sql_expression_agrees_with_python():
+    """npi_valid_sql, the form a compiled contract runs in DuckDB, gives the same answer as
+    is_valid_npi for every value, including nulls (false)."""
+    values = _mixed_values()
+    con = duckdb.connect()
+    con.execute("create table t (i integer, npi varchar)")
+    con.executemany("insert into t values (?, ?)", list(enumerate(values)))
+    got = [ok for (ok,) in con.execute(f"select {npi_valid_sql('npi')} from t order by i").fetchall()]
     assert got == [is_valid_npi(v) for v in values]
     assert 0 < sum(got) < len(values)
