@@ -277,6 +277,38 @@ def instance() -> None:
     console.print(f"DAGSTER_HOME={prepare_instance_home()}")
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface; reads are open on loopback.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8765,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the domain query (four W's and an H, events, lineage, contracts) over HTTP."""
+    from .query.api import serve as run
+
+    prepare_instance_home()
+    console.print(f"domain query on http://{host}:{port} (OpenAPI: /docs, /openapi.json)")
+    run(host=host, port=port, workers=workers)
+
+
+contract_app = typer.Typer(help="Output port contracts (Open Data Contract Standard).")
+app.add_typer(contract_app, name="contract")
+
+
+@contract_app.command("export")
+def contract_export(
+    out: Annotated[Path | None, typer.Option(help="Folder (default: <data>/contracts).")] = None,
+) -> None:
+    """Write every output port's contract as ODCS v3 YAML: <out>/<domain>/<port>.odcs.yaml."""
+    from .descriptor import discover_domains
+    from .query.odcs import export_contracts
+
+    written = export_contracts(discover_domains(), out or mesh_paths().data / "contracts")
+    for path in written:
+        console.print(f"  {path}")
+    console.print(f"[green]{len(written)} contract(s) written[/] (ODCS v3)")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
