@@ -1,16 +1,24 @@
 """``mesh build``, the main job: every domain, in the order of the domain graph.
 
 Each domain's ``build_<domain>`` job runs against the project's Dagster instance, so its runs,
-materializations and check results appear in the Dagster UI afterwards. A domain whose build
-fails stops everything downstream of it (their previous port versions stay served); domains that
-do not depend on it still build.
+materializations and check results appear in the Dagster UI afterwards. A domain starts as soon
+as every domain it reads from has built; domains that do not depend on each other build side by
+side, each as its own run in its own worker process (at most ``MESH_BUILD_PARALLEL`` at once,
+default: the machine's cores). Workers are forked from a server that has already imported
+Dagster, dbt and pandera, so a domain pays for its own work, not for imports. A domain whose
+build fails stops everything downstream of it (their previous port versions stay served);
+domains that do not depend on it still build.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import multiprocessing
+import os
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,13 +82,29 @@ def downstream_of(failed: str, domains: dict[str, Domain]) -> set[str]:
     return hit
 
 
+# imported once by the worker server, so that forked workers start warm
+WORKER_PRELOAD = ("dagster", "duckdb", "mesh_domains.platform.ports", "mesh_domains.platform.dbt")
+WORKER_PRELOAD_OPTIONAL = ("dbt.cli.main", "dbt.adapters.duckdb", "pandera.ibis")
+
+
+def build_parallelism() -> int:
+    """How many domains may build at once: ``MESH_BUILD_PARALLEL``, default the cores."""
+    value = os.environ.get("MESH_BUILD_PARALLEL", "")
+    if value and not (value.isdigit() and int(value) >= 1):
+        raise ValueError(f"MESH_BUILD_PARALLEL={value!r} must be a whole number >= 1")
+    return int(value) if value else max(1, os.cpu_count() or 1)
+
+
 def build_mesh(
     instance: dg.DagsterInstance,
     only: Iterable[str] | None = None,
     on_event: Callable[[str, str, DomainResult | None], None] = lambda *a: None,
+    parallel: int | None = None,
 ) -> BuildReport:
-    """Build ``only`` the named domains (default: all) level by level in the domain graph.
+    """Build ``only`` the named domains (default: all) in the order of the domain graph.
 
+    A domain starts once all its upstream domains (among those built) succeeded; independent
+    domains build side by side, up to ``parallel`` (default :func:`build_parallelism`).
     ``on_event(domain, phase, result)`` reports progress: phase is ``start`` or ``end``.
     """
     domains = discover_domains()
@@ -90,22 +114,94 @@ def build_mesh(
         raise KeyError(
             f"unknown domain(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(domains))})"
         )
-    report, blocked = BuildReport(), set()
+    report = BuildReport()
     report.recovered = recover_dead_runs(instance)
-    for level in domain_levels(domains):
-        for name in (n for n in level if n in wanted):
-            if name in blocked:
-                result = DomainResult(name, "skipped", error="an upstream domain failed")
-                report.results.append(result)
-                on_event(name, "end", result)
-                continue
-            on_event(name, "start", None)
-            result = _build_domain(instance, name)
-            report.results.append(result)
-            on_event(name, "end", result)
-            if result.state == "failed":
-                blocked |= downstream_of(name, domains)
+    order = [n for level in domain_levels(domains) for n in level if n in wanted]
+    parallel = parallel or build_parallelism()
+    ref = _instance_ref(instance)
+    if parallel == 1 or ref is None:
+        run = lambda name: _build_domain(instance, name)  # noqa: E731
+        _schedule(order, domains, report, on_event, run, None)
+        return report
+    with ProcessPoolExecutor(
+        max_workers=parallel, mp_context=_worker_context(), max_tasks_per_child=1
+    ) as pool:
+        env = dict(os.environ, MESH_BUILD_PID=str(os.getpid()))
+        submit = lambda name: pool.submit(_build_in_worker, name, ref, env)  # noqa: E731
+        _schedule(order, domains, report, on_event, None, submit)
     return report
+
+
+def _schedule(order, domains, report, on_event, run, submit) -> None:
+    """Start each domain when its upstream domains are done: inline (``run``) or in workers
+    (``submit``); a failure skips everything downstream of it."""
+    pending, blocked = list(order), set()
+    running: dict[Future, str] = {}
+    finished: set[str] = set()
+
+    def finish(name: str, result: DomainResult) -> None:
+        report.results.append(result)
+        finished.add(name)
+        on_event(name, "end", result)
+        if result.state != "built":
+            blocked.update(downstream_of(name, domains))
+
+    while pending or running:
+        for name in list(pending):
+            if name in blocked:
+                pending.remove(name)
+                finish(name, DomainResult(name, "skipped", error="an upstream domain failed"))
+                continue
+            ups = {u for u in domains[name].upstream_domains if u in order}
+            if not ups <= finished:
+                continue
+            pending.remove(name)
+            on_event(name, "start", None)
+            if submit is None:
+                finish(name, run(name))
+            else:
+                running[submit(name)] = name
+        if not running:
+            continue
+        done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+        for future in done:
+            name = running.pop(future)
+            try:
+                result = future.result()
+            except Exception as exc:  # noqa: BLE001 — a worker that died is a failed domain
+                result = DomainResult(name, "failed", error=f"the build's worker died: {exc!r}")
+            finish(name, result)
+
+
+def _instance_ref(instance: dg.DagsterInstance):
+    try:
+        return instance.get_ref()
+    except Exception:  # noqa: BLE001 — an ephemeral instance cannot be shared: build inline
+        return None
+
+
+_context = None
+
+
+def _worker_context():
+    """A forkserver that has imported the heavy libraries once: workers fork from it warm."""
+    global _context
+    if _context is None:
+        _context = multiprocessing.get_context("forkserver")
+        preload = list(WORKER_PRELOAD)
+        for name in WORKER_PRELOAD_OPTIONAL:
+            if importlib.util.find_spec(name.split(".")[0]) is not None:
+                preload.append(name)
+        _context.set_forkserver_preload(preload)
+    return _context
+
+
+def _build_in_worker(name: str, ref, env: dict[str, str]) -> DomainResult:
+    """One domain's build in a worker process, on the same instance as the caller."""
+    os.environ.clear()
+    os.environ.update(env)
+    with dg.DagsterInstance.from_ref(ref) as instance:
+        return _build_domain(instance, name)
 
 
 def build_log(name: str) -> Path:

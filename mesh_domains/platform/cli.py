@@ -59,20 +59,39 @@ def _instance():
 @app.command()
 def generate(
     scale: Annotated[
-        float, typer.Option(help="Size factor: 1.0 ≈ 5,000 physicians.")
+        float, typer.Option(help="Size factor: 1.0 ≈ 5,000 physicians, 200 ≈ 10M weekly Rx rows.")
     ] = DEFAULT_SCALE,
     seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = DEFAULT_SEED,
+    months: Annotated[int, typer.Option(help="Monthly partitions (AMA, formulary).")] = 3,
+    days: Annotated[int, typer.Option(help="Daily partitions (CRM, calls, NPP).")] = 14,
+    weeks: Annotated[int, typer.Option(help="Weekly partitions (Rx, claims).")] = 8,
+    quarters: Annotated[int, typer.Option(help="Quarterly partitions (rebates, alignment).")] = 2,
 ) -> None:
-    """Write the synthetic landing zone (data/landing/<source>/<partition>/...)."""
-    from .synthetic import generate as run
+    """Write the example's landing zone (data/landing/<source>/<partition>/...): ten sources."""
+    from pharma_example import generate_landing
 
-    started = time.monotonic()
-    written = run(mesh_paths().landing, scale=scale, seed=seed)
-    for source, files in written.items():
-        console.print(f"  {source}: {len(files)} deliveries")
+    run = generate_landing(
+        mesh_paths().landing, scale, seed, months=months, days=days, weeks=weeks, quarters=quarters
+    )
+    table = Table(title=f"landing zone: scale {scale}, seed {seed}")
+    for col in ("source", "deliveries", "rows", "seconds", "rows/s"):
+        table.add_column(col, justify="left" if col == "source" else "right")
+    for source, files in run.files.items():
+        rows, seconds = run.rows[source], run.seconds[source]
+        table.add_row(
+            source, str(len(files)), f"{rows:,}", f"{seconds:.2f}", f"{rows / seconds:,.0f}"
+        )
+    table.add_row(
+        "all",
+        str(sum(len(f) for f in run.files.values())),
+        f"{run.total_rows:,}",
+        f"{run.elapsed:.2f}",
+        f"{run.total_rows / run.elapsed:,.0f}",
+    )
+    console.print(table)
     console.print(
-        f"[green]landing zone written[/] to {mesh_paths().landing} "
-        f"(scale {scale}, seed {seed}) in {time.monotonic() - started:.1f}s"
+        f"[green]landing zone written[/] to {mesh_paths().landing} in {run.elapsed:.1f}s "
+        f"({run.total_rows:,} rows, {run.total_rows / run.elapsed:,.0f} rows/s)"
     )
 
 
@@ -125,25 +144,35 @@ def build(
     instance = _instance()
     domains = discover_domains()
     started = time.monotonic()
-    current = {}
+
+    in_flight: dict[str, float] = {}
+    spinner = console.status("")
 
     def progress(name, phase, result):
         if phase == "start":
-            ports = ", ".join(p.name for p in domains[name].output_ports)
-            current["status"] = console.status(f"building [bold]{name}[/] ({ports}) …")
-            current["status"].start()
-            return
-        if "status" in current:
-            current.pop("status").stop()
-        if result.state == "built":
-            console.print(f"[green]✔[/] {name} built in {result.seconds:.1f}s")
-        elif result.state == "skipped":
-            console.print(f"[yellow]⏭[/] {name} skipped: {result.error}")
+            in_flight[name] = time.monotonic()
         else:
-            console.print(f"[red]✘ {name} failed[/] after {result.seconds:.1f}s:\n{result.error}")
+            in_flight.pop(name, None)
+            if result.state == "built":
+                console.print(f"[green]✔[/] {name} built in {result.seconds:.1f}s")
+            elif result.state == "skipped":
+                console.print(f"[yellow]⏭[/] {name} skipped: {result.error}")
+            else:
+                console.print(
+                    f"[red]✘ {name} failed[/] after {result.seconds:.1f}s:\n{result.error}"
+                )
+        if in_flight:
+            names = ", ".join(f"[bold]{n}[/]" for n in in_flight)
+            spinner.update(f"building {names} … (logs in {mesh_paths().data / 'logs'})")
+            spinner.start()
+        else:
+            spinner.stop()
 
     console.print(f"building the mesh ({len(domains)} domains) on {instance.root_directory}")
-    report = build_mesh(instance, only=domain, on_event=progress)
+    try:
+        report = build_mesh(instance, only=domain, on_event=progress)
+    finally:
+        spinner.stop()
     for run_id in report.recovered:
         console.print(f"[yellow]recovered[/] run {run_id}: its process had died; marked failed")
     failed = {r.domain: r.state for r in report.results if r.state != "built"}

@@ -8,6 +8,7 @@ staging, after the audit, inside the publish transaction, and right after the co
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 
@@ -24,4 +25,9 @@ def crash_point(name: str) -> None:
     if name not in CRASH_POINTS:
         raise ValueError(f"unknown crash point {name!r}; known: {', '.join(CRASH_POINTS)}")
     if os.environ.get("MESH_CRASH_AT") == name:
+        # a build worker takes the `mesh build` that started it down too, as a lost machine would
+        parent = os.environ.get("MESH_BUILD_PID", "")
+        if parent.isdigit() and int(parent) != os.getpid():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(parent), signal.SIGKILL)
         os.kill(os.getpid(), signal.SIGKILL)

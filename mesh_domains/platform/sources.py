@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import calendar
 import csv
+import hashlib
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -66,7 +68,7 @@ UNPARTITIONED = "_unpartitioned"  # quarantine folder of files dropped outside a
 SNIFF_BYTES = 64 * 1024
 NUL = b"\0"
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-PERIOD_UNITS = {"daily": "day", "weekly": "week", "monthly": "month"}
+PERIOD_UNITS = {"daily": "day", "weekly": "week", "monthly": "month", "quarterly": "quarter"}
 PARTITION_MATCHES = ("in_period", "period_end")
 DATED_TYPES = ("date", "timestamp")
 
@@ -338,6 +340,12 @@ def partition_period(
     if source.cadence == "monthly":
         last = calendar.monthrange(day.year, day.month)[1]
         return (day.replace(day=1), day.replace(day=last)), []
+    if source.cadence == "quarterly":  # named after the quarter's first month
+        if day.month % 3 != 1 or day.day != 1:
+            rule = "quarterly partition named after a quarter's first month (01, 04, 07, 10)"
+            return None, [Failure(PARTITION, rule, None, (repr(partition),))]
+        end = date(day.year, day.month + 2, calendar.monthrange(day.year, day.month + 2)[1])
+        return (day, end), []
     return (day, day), []
 
 
@@ -484,22 +492,33 @@ def _q(name: str) -> str:
 
 
 def _type_failures(con, source: SourcePort, raw: str) -> list[Failure]:
-    """Typed columns whose text is not the type's canonical form (or does not cast)."""
-    failures = []
+    """Typed columns whose text is not the type's canonical form (or does not cast); all
+    columns are counted in one scan, examples are fetched only for the failing ones."""
+    bad_of = {}
     for c in source.contract.columns:
         if c.type == "string":
             continue
         value = f"trim({_q(c.name)})"
-        pattern, form = TEXT_FORMS.get(c.type, (None, c.type))
+        pattern, _ = TEXT_FORMS.get(c.type, (None, c.type))
         bad = f"try_cast({value} as {DUCKDB_TYPES[c.type]}) is null"
         if pattern:
             bad += f" or not regexp_full_match({value}, '{pattern}')"
-        where = f"where nullif({value}, '') is not null and ({bad})"
-        count = con.execute(f"select count(*) from {raw} {where}").fetchone()[0]
+        bad_of[c.name] = f"nullif({value}, '') is not null and ({bad})"
+    if not bad_of:
+        return []
+    counts = con.execute(
+        "select "
+        + ", ".join(f"count(*) filter (where {b})" for b in bad_of.values())
+        + f" from {raw}"
+    ).fetchone()
+    types = {c.name: c.type for c in source.contract.columns}
+    failures = []
+    for (name, bad), count in zip(bad_of.items(), counts, strict=True):
         if count:
-            rows = con.execute(f"select {_q(c.name)} from {raw} {where} limit 10").fetchall()
+            rows = con.execute(f"select {_q(name)} from {raw} where {bad} limit 10").fetchall()
+            form = TEXT_FORMS.get(types[name], (None, types[name]))[1]
             failures.append(
-                Failure(c.name, f"type {c.type} ({form})", count, _examples(r[0] for r in rows))
+                Failure(name, f"type {types[name]} ({form})", count, _examples(r[0] for r in rows))
             )
     return failures
 
@@ -569,6 +588,94 @@ def _cross_delivery_failures(
     return [Failure(", ".join(key), rule, count, examples)]
 
 
+# --- verdicts kept by content hash --------------------------------------------------------------
+
+VERDICT_FORMAT = 1  # bump when a gate changes, so every delivery is checked again
+
+
+def content_hash(path: Path) -> str:
+    """The delivery's identity: a SHA-256 of its bytes (also its data version in Dagster)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _rules_digest(source: SourcePort) -> str:
+    """What the delivery was judged by: the source's declaration in landing.yaml."""
+    spec = _landing_raw(LANDING_DESCRIPTOR, LANDING_DESCRIPTOR.stat().st_mtime_ns).get(source.name)
+    text = json.dumps([VERDICT_FORMAT, spec], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def verdict_path(delivery: Delivery) -> Path:
+    return mesh_paths().data / "verdicts" / delivery.source / f"{delivery.partition}.json"
+
+
+def _stat_key(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def passed_before(source: SourcePort, delivery: Delivery) -> str | None:
+    """The content hash of ``delivery`` if these very bytes already passed these very rules
+    (in any domain that ingests the source), else None: a passed delivery is checked once.
+    An unchanged file (same size, mtime and inode) is trusted without hashing it again."""
+    path = verdict_path(delivery)
+    if not path.exists():
+        return None
+    try:
+        kept = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if kept.get("rules") != _rules_digest(source) or kept.get("file") != str(delivery.path):
+        return None
+    if kept.get("stat") == _stat_key(delivery.path):
+        return kept["sha256"]
+    sha = content_hash(delivery.path)
+    return sha if sha == kept.get("sha256") else None
+
+
+def record_pass(source: SourcePort, delivery: Delivery, rows: int, sha: str | None = None) -> str:
+    """Keep the verdict of a delivery that passed every gate; returns its content hash."""
+    sha = sha or content_hash(delivery.path)
+    path = verdict_path(delivery)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kept = {
+        "file": str(delivery.path),
+        "sha256": sha,
+        "stat": _stat_key(delivery.path),
+        "rules": _rules_digest(source),
+        "rows": rows,
+        "checked_at": datetime.now(UTC).isoformat(),
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(kept))
+    os.replace(tmp, path)
+    return sha
+
+
+def _load_trusted(con, source: SourcePort, rules: DeliveryRules, delivery: Delivery) -> str:
+    """Read a delivery that already passed its checks straight into its typed table."""
+    raw, typed = f"_raw_{source.name}", f"_typed_{source.name}"
+    header, _ = _header(source, rules, delivery.path)
+    con.execute(
+        f"create or replace temp table {raw} as select * from read_csv(?, columns = ?, "
+        "header = true, auto_detect = false, delim = ?, quote = ?, escape = ?, encoding = ?)",
+        [
+            str(delivery.path),
+            dict.fromkeys(header or source.contract.column_names, "VARCHAR"),
+            rules.delimiter,
+            rules.quote,
+            rules.quote,
+            rules.encoding,
+        ],
+    )
+    con.execute(f"create or replace temp table {typed} as {_typed_select(source, raw)}")
+    return typed
+
+
 # --- checking and loading ------------------------------------------------------------------------
 
 
@@ -579,15 +686,25 @@ def check_delivery(
     delivery: Delivery,
     *,
     earlier: str | None = None,
+    trusted: bool = False,
 ) -> str:
     """Validate one delivery; returns a temp table of its typed rows or raises (quarantined).
 
     ``earlier`` names a table of deliveries already loaded (with ``_partition``), against which
     the primary key must not repeat when the source declares ``unique_across_deliveries``.
+    A ``trusted`` delivery (its bytes passed these rules before) is only loaded and checked
+    against the deliveries loaded with it.
     """
     rules = delivery_rules(source)
     raw, typed = f"_raw_{source.name}", f"_typed_{source.name}"
     report = ContractReport(domain, source.name, 0, file=delivery.display, kind="source")
+    if trusted:
+        typed = _load_trusted(con, source, rules, delivery)
+        report.failures += _cross_delivery_failures(con, source, rules, typed, earlier)
+        if report.failures:
+            report.rows = con.execute(f"select count(*) from {typed}").fetchone()[0]
+            raise _reject(delivery, report)
+        return typed
 
     def reject() -> ContractViolation:
         return _reject(delivery, report)
@@ -665,11 +782,17 @@ def load_source(
     con.execute(f"drop table if exists {table}")
     loaded: list[Delivery] = []
     for delivery in chosen:
+        sha = passed_before(source, delivery)
         try:
-            typed = check_delivery(con, domain, source, delivery, earlier=table if loaded else None)
+            typed = check_delivery(
+                con, domain, source, delivery, earlier=table if loaded else None, trusted=bool(sha)
+            )
         except ContractViolation as exc:
             rejected.append((delivery, exc.report))
             continue
+        if sha is None:
+            rows = con.execute(f"select count(*) from {typed}").fetchone()[0]
+            record_pass(source, delivery, rows)
         select = f"select *, ?::varchar as _partition from {typed}"
         if loaded:
             con.execute(f"insert into {table} {select}", [delivery.partition])
