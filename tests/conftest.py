@@ -16,7 +16,7 @@ import pytest
 
 from mesh_domains.platform.build import build_mesh, domain_job
 from mesh_domains.platform.settings import MeshPaths
-from mesh_domains.platform.synthetic import generate
+from pharma_example import generate
 
 TINY = {"scale": 0.02, "seed": 7, "months": 2, "days": 3, "weeks": 3}
 

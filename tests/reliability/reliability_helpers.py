@@ -37,7 +37,7 @@ from pathlib import Path
 from mesh_domains.platform import lake
 from mesh_domains.platform.faults import CRASH_POINTS
 from mesh_domains.platform.settings import MeshPaths
-from mesh_domains.platform.synthetic import generate
+from pharma_example import generate
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MESH = str(Path(sys.executable).parent / "mesh")
