@@ -28,7 +28,7 @@ from . import code, lakes, records
 from .events import RunDomains, latest_id
 from .status import PortStatus, mesh_status
 
-ANSWER_TTL_S = 2.0  # "When" ages with the clock: no answer is older than this
+ANSWER_TTL_S = 30.0  # "When" ages with the clock: answers are recomputed this often
 LOG_POLL_S = 0.5  # how often the event log's high-water mark is looked at
 
 
@@ -102,12 +102,16 @@ class MeshQuery:
     # --- what changes, and when to recompute -----------------------------------------------------
 
     def log_mark(self) -> int:
-        """The event log's newest id, looked at no more often than every ``LOG_POLL_S``."""
+        """The event log's newest id, looked at no more often than every ``LOG_POLL_S`` (a
+        server keeps it fresh with :meth:`refresh_log_mark` off its request path)."""
         checked, mark = self._log_mark
-        now = time.monotonic()
-        if now - checked > LOG_POLL_S:
-            mark = latest_id(self.instance)
-            self._log_mark = (now, mark)
+        if time.monotonic() - checked > LOG_POLL_S:
+            mark = self.refresh_log_mark()
+        return mark
+
+    def refresh_log_mark(self) -> int:
+        mark = latest_id(self.instance)
+        self._log_mark = (time.monotonic(), mark)
         return mark
 
     def token(self, *domains: str) -> tuple:

@@ -9,6 +9,7 @@ moves, a server-sent event stream, and the launch of builds on request (:mod:`.r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -51,6 +52,7 @@ Since = Annotated[
 ]
 DomainFilter = Annotated[str | None, Query(pattern=NAME, description="Only this domain")]
 OPEN_PATHS = {"/health", "/ready"}
+LOG_WATCH_S = 0.25
 
 
 class Problem(Exception):
@@ -102,14 +104,23 @@ def create_app(
             DbtCompiler(mesh_paths().data / "cache" / "dbt_compiled") if compile_dbt else None
         )
         state["query"] = query or MeshQuery(inst, compiler=compiler)
-        state["answers"] = {}
+        state["answers"], state["flights"], state["fast"] = {}, {}, {}
         state["builds"] = BuildLauncher()
         q: MeshQuery = state["query"]
         if q.compiler is not None:  # compiled SQL of dbt ports, ready before anyone asks
             for domain in q.domains.values():
                 if domain.toolchain == "dbt":
                     q.compiler.compiled(domain)
+        watcher = asyncio.create_task(_watch_log(q))
         yield
+        watcher.cancel()
+
+    async def _watch_log(q: MeshQuery) -> None:
+        """Keep the event log's high-water mark fresh off the request path."""
+        while True:
+            with contextlib.suppress(Exception):  # a storage hiccup: try again next round
+                await run_in_threadpool(q.refresh_log_mark)
+            await asyncio.sleep(LOG_WATCH_S)
 
     app = FastAPI(
         title="Data Mesh Factory — domain query",
@@ -141,24 +152,17 @@ def create_app(
         )
         return _problem(exc.status_code, message)
 
-    @app.middleware("http")
-    async def _loopback_reads(request: Request, call_next):
-        """Reads are open on loopback; from elsewhere every request needs a domain identity."""
-        host = request.client.host if request.client else None
-        if request.url.path not in OPEN_PATHS and not security.is_loopback(host):
-            try:
-                caller = security.caller_domain(
-                    request.headers.get(security.DOMAIN_HEADER),
-                    request.headers.get("authorization"),
-                    set(mesh().domains),
-                )
-            except security.Unauthenticated as exc:
-                return _problem(401, str(exc))
-            if caller is None:
-                return _problem(
-                    401, "off loopback, send X-Mesh-Domain and your domain's bearer token"
-                )
-        return await call_next(request)
+    app.add_middleware(LoopbackReads, domains=lambda: set(mesh().domains))
+    app.add_middleware(KeptAnswers, lookup=lambda path: _kept(path))
+
+    def _kept(path: str) -> bytes | None:
+        """The kept answer of an open GET ``path``, if it still holds."""
+        entry = state.get("fast", {}).get(path)
+        if entry is None:
+            return None
+        key, domains = entry
+        hit = state["answers"].get(key)
+        return hit[1] if hit is not None and hit[0] == mesh().token(*domains) else None
 
     def caller_of(domain: str | None, authorization: str | None) -> str | None:
         try:
@@ -166,21 +170,43 @@ def create_app(
         except security.Unauthenticated as exc:
             raise Problem(401, str(exc)) from None
 
-    async def answer(key: tuple, domains: tuple[str, ...], make) -> Response:
-        """An answer as JSON bytes, kept until the instance or a lake changes."""
-        q = mesh()
-        token = q.token(*domains)
+    async def answer(
+        key: tuple, domains: tuple[str, ...], make, path: str | None = None
+    ) -> Response:
+        """An answer as JSON bytes, kept until the event log or a lake's pointer moves.
+
+        One computation per answer at a time (concurrent askers share it); when only the clock
+        moved (the answer's age), the kept answer is served while a fresh one is computed.
+        An open answer (no caller identity) registers its ``path`` for :class:`KeptAnswers`."""
+        if path is not None:
+            state["fast"][path] = (key, domains)
+        token = mesh().token(*domains)
         hit = state["answers"].get(key)
         if hit is not None and hit[0] == token:
             return Response(hit[1], media_type="application/json")
+        flights: dict = state["flights"]
+        flight = flights.get(key)
+        if flight is None or flight[0] != token:
+            flight = (token, asyncio.ensure_future(_compute(key, token, make)))
+            flights[key] = flight
+        if hit is not None and hit[0][:-1] == token[:-1]:
+            return Response(hit[1], media_type="application/json")  # only aged: still true
         try:
-            body = _json(await run_in_threadpool(make))
+            body = await asyncio.shield(flight[1])
         except NotFound as exc:
             raise Problem(404, str(exc)) from None
         except PortAccessError as exc:
             raise Problem(403, str(exc)) from None
-        state["answers"][key] = (token, body)
         return Response(body, media_type="application/json")
+
+    async def _compute(key: tuple, token: tuple, make) -> bytes:
+        try:
+            body = _json(await run_in_threadpool(make))
+            state["answers"][key] = (token, body)
+            return body
+        finally:
+            if state["flights"].get(key, (None,))[0] == token:
+                del state["flights"][key]
 
     # --- health -------------------------------------------------------------------------------
 
@@ -224,13 +250,15 @@ def create_app(
     @app.get("/domains", tags=["domain query"], summary="Every domain: four W's and an H")
     async def domains() -> Response:
         q = mesh()
-        return await answer(("domains",), tuple(q.domains), q.domains_answer)
+        return await answer(("domains",), tuple(q.domains), q.domains_answer, "/domains")
 
     @app.get("/domains/{domain}", tags=["domain query"], summary="A domain: four W's and an H")
     async def domain(domain: DomainName) -> Response:
         q = mesh()
         _domain_or_404(q, domain)
-        return await answer(("domain", domain), (domain,), lambda: q.domain_answer(domain))
+        return await answer(
+            ("domain", domain), (domain,), lambda: q.domain_answer(domain), f"/domains/{domain}"
+        )
 
     @app.get(
         "/domains/{domain}/ports/{port}",
@@ -250,6 +278,7 @@ def create_app(
             ("port", domain, port, caller),
             (domain,),
             lambda: q.port_answer(domain, port, caller),
+            None if caller else f"/domains/{domain}/ports/{port}",
         )
 
     @app.get(
@@ -535,6 +564,73 @@ def create_app(
     return app
 
 
+class KeptAnswers:
+    """Serves a kept open answer (an open GET without query string or identity, from loopback)
+    straight from the ASGI scope, before routing: the same bytes the endpoint would send, at a
+    fraction of the cost, which is what keeps the p95 latency low under many clients."""
+
+    def __init__(self, app, lookup):
+        self.app = app
+        self.lookup = lookup
+
+    async def __call__(self, scope, receive, send):
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and not scope["query_string"]
+            and security.is_loopback((scope.get("client") or (None,))[0])
+            and not any(k in _IDENTITY_HEADERS for k, _ in scope["headers"])
+        ):
+            body = self.lookup(scope["path"])
+            if body is not None:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+_IDENTITY_HEADERS = {b"authorization", security.DOMAIN_HEADER.lower().encode()}
+
+
+class LoopbackReads:
+    """Reads are open on loopback; from elsewhere every request needs a domain identity.
+
+    A plain ASGI middleware: it costs one address check per request on the open path."""
+
+    def __init__(self, app, domains):
+        self.app = app
+        self.domains = domains
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            return await self.app(scope, receive, send)
+        client = scope.get("client")
+        if security.is_loopback(client[0] if client else None):
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            caller = security.caller_domain(
+                headers.get(security.DOMAIN_HEADER.lower()),
+                headers.get("authorization"),
+                self.domains(),
+            )
+        except security.Unauthenticated as exc:
+            return await _problem(401, str(exc))(scope, receive, send)
+        if caller is None:
+            message = "off loopback, send X-Mesh-Domain and your domain's bearer token"
+            return await _problem(401, message)(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 def _port_or_404(q: MeshQuery, domain: str, port: str):
     try:
         return q.port(domain, port)
@@ -549,7 +645,13 @@ def _domain_or_404(q: MeshQuery, domain: str):
         raise Problem(404, str(exc)) from None
 
 
-def serve(host: str = "127.0.0.1", port: int = 8765, workers: int = 1, log_level: str = "info"):
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    workers: int = 1,
+    log_level: str = "info",
+    access_log: bool = False,
+):
     """Run the service with uvicorn (``workers`` processes, each its own app)."""
     import uvicorn
 
@@ -560,4 +662,5 @@ def serve(host: str = "127.0.0.1", port: int = 8765, workers: int = 1, log_level
         port=port,
         workers=workers,
         log_level=log_level,
+        access_log=access_log,
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
+from functools import lru_cache
 
 DOMAIN_HEADER = "X-Mesh-Domain"
 TOKEN_PREFIX = "MESH_TOKEN_"
@@ -80,6 +81,7 @@ def require_owner(domain: str, authorization: str | None) -> None:
         )
 
 
+@lru_cache(maxsize=1024)
 def is_loopback(host: str | None) -> bool:
     if not host:
         return False
