@@ -28,6 +28,7 @@ from . import code, lakes, records
 from .events import RunDomains, latest_id
 from .status import PortStatus, mesh_status
 
+KEEP_AT_MOST = 5000  # finished runs remembered; the oldest are forgotten first
 ANSWER_TTL_S = 30.0  # "When" ages with the clock: answers are recomputed this often
 LOG_POLL_S = 0.5  # how often the event log's high-water mark is looked at
 
@@ -62,6 +63,13 @@ def _schema(port: OutputPort) -> list[dict[str, Any]]:
         }
         for c in port.contract.columns
     ]
+
+
+def _keep(kept: dict, key, value) -> None:
+    """Remember ``value``; forget the oldest entry beyond ``KEEP_AT_MOST``."""
+    kept[key] = value
+    if len(kept) > KEEP_AT_MOST:
+        kept.pop(next(iter(kept)))
 
 
 class MeshQuery:
@@ -141,7 +149,7 @@ class MeshQuery:
             return self._finished_runs[run_id]
         summary = records.run_summary(self.instance, run_id)
         if summary is not None and summary.finished:
-            self._finished_runs[run_id] = summary
+            _keep(self._finished_runs, run_id, summary)
         return summary
 
     def checks(self, run_id: str | None, domain: str, port: str) -> list[records.CheckResult]:
@@ -152,7 +160,7 @@ class MeshQuery:
         found = records.check_results(self.instance, run_id)
         run = self.run(run_id)
         if run is not None and run.finished:
-            self._run_checks[run_id] = found
+            _keep(self._run_checks, run_id, found)
         return found.get(f"{domain}/{port}", [])
 
     # --- the four W's and an H of a port version -------------------------------------------

@@ -131,6 +131,8 @@ def _event(storage_id: int, entry, run_domain: RunDomains, failures: dict) -> Do
             "code_version": meta.get("code_version"),
             "variation": meta.get("variation"),
         }
+        if event.partition:
+            data["partition"] = event.partition
         return DomainEvent(storage_id, "port.published", key.path[0], key.path[1], run_id, at, data)
     if kind == E.ASSET_FAILED_TO_MATERIALIZE:
         return DomainEvent(storage_id, "port.not_published", key.path[0], key.path[1], run_id, at)
