@@ -319,7 +319,14 @@ class MeshQuery:
                 }
                 for ref, version in sorted(info.input_versions.items())
             ],
-            "sources": info.info.get("deliveries") or {},
+            "sources": {
+                s.name: {
+                    "partitions": (info.info.get("deliveries") or {}).get(s.name),
+                    "delivery_versions": (info.info.get("delivery_versions") or {}).get(s.name),
+                }
+                for s in domain.sources
+            },
+            "partitions": info.info.get("partitions"),
         }
 
     def how(
