@@ -17,6 +17,7 @@ import io
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -368,22 +369,37 @@ def test_openlineage_export_is_accepted_by_openlineage_python(client):
 
 def test_every_port_has_the_sla_as_freshness_policy_and_breaches_are_events(client, built_mesh):
     """The descriptor's SLA is each port's Dagster freshness policy; a breach the freshness
-    daemon records becomes a freshness.breached domain event."""
+    daemon records becomes a freshness.breached domain event, pushed live to a subscriber of
+    the event stream."""
     for name, domain in discover_domains().items():
         graph = importlib.import_module(f"mesh_domains.{name}.definitions").defs
         graph = graph.resolve_asset_graph()
         for port in domain.output_ports:
             policy = graph.get(dg.AssetKey(port.key)).freshness_policy
             assert policy.fail_window.to_timedelta() == timedelta(hours=domain.sla_freshness_hours)
-    built_mesh.instance.report_runless_asset_event(  # what the freshness daemon records
-        FreshnessStateChange(
-            key=dg.AssetKey(["physician_dw", "dim_physician"]),
-            new_state=FreshnessState.FAIL,
-            previous_state=FreshnessState.PASS,
-            state_change_timestamp=time.time(),
+
+    def breach_later():
+        time.sleep(0.5)  # the subscriber below is connected and waiting by then
+        built_mesh.instance.report_runless_asset_event(  # what the freshness daemon records
+            FreshnessStateChange(
+                key=dg.AssetKey(["physician_dw", "dim_physician"]),
+                new_state=FreshnessState.FAIL,
+                previous_state=FreshnessState.PASS,
+                state_change_timestamp=time.time(),
+            )
         )
+
+    since = _events(client)[-1]["id"]
+    reporter = threading.Thread(target=breach_later)
+    reporter.start()
+    (live,) = _stream(
+        client,
+        f"/events/stream?since={since}&type=freshness.breached&max_events=1&max_seconds=30"
+        "&poll_s=0.1",
     )
+    reporter.join()
     (breach,) = _events(client, type="freshness.breached")
+    assert live == breach
     assert (breach["domain"], breach["port"]) == ("physician_dw", "dim_physician")
     assert breach["data"] == {"state": "FAIL", "previous_state": "PASS"}
 

@@ -187,8 +187,9 @@ def create_app(
         flights: dict = state["flights"]
         flight = flights.get(key)
         if flight is None or flight[0] != token:
-            flight = (token, asyncio.ensure_future(_compute(key, token, make)))
-            flights[key] = flight
+            task = asyncio.ensure_future(_compute(key, token, make))
+            task.add_done_callback(lambda f: f.cancelled() or f.exception())  # seen, if unawaited
+            flight = flights[key] = (token, task)
         if hit is not None and hit[0][:-1] == token[:-1]:
             return Response(hit[1], media_type="application/json")  # only aged: still true
         try:
