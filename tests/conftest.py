@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mesh_domains.platform.build import build_mesh, domain_job
+from mesh_domains.platform.build import BuildOptions, build_mesh, execute_domain
 from mesh_domains.platform.settings import MeshPaths
 from pharma_example import generate
 
@@ -31,8 +31,9 @@ class Mesh:
     def build(self, *domains: str):
         return build_mesh(self.instance, only=domains or None)
 
-    def run_job(self, domain: str) -> dg.ExecuteInProcessResult:
-        return domain_job(domain).execute_in_process(instance=self.instance, raise_on_error=False)
+    def run_job(self, domain: str, **options) -> dg.ExecuteInProcessResult:
+        """The domain's job, in process, as ``mesh build`` runs it (every landed partition)."""
+        return execute_domain(self.instance, domain, BuildOptions(**options), trigger="test")
 
     def landing_file(self, source: str, partition: str | None = None) -> Path:
         parts = sorted((self.paths.landing / source).iterdir())

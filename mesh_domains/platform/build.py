@@ -21,13 +21,17 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 
 from .descriptor import Domain, discover_domains, domain_levels
+from .partitions import key_for_folder, map_keys
+from .partitions import window as period
 from .recovery import recover_dead_runs, run_tags
 from .settings import mesh_env, mesh_paths
+from .sources import deliveries, delivery_rules, partition_date
 
 
 @dataclass
@@ -100,6 +104,7 @@ def build_mesh(
     only: Iterable[str] | None = None,
     on_event: Callable[[str, str, DomainResult | None], None] = lambda *a: None,
     parallel: int | None = None,
+    options: BuildOptions | None = None,
 ) -> BuildReport:
     """Build ``only`` the named domains (default: all) in the order of the domain graph.
 
@@ -120,14 +125,14 @@ def build_mesh(
     parallel = parallel or build_parallelism()
     ref = _instance_ref(instance)
     if parallel == 1 or ref is None:
-        run = lambda name: _build_domain(instance, name)  # noqa: E731
+        run = lambda name: _build_domain(instance, name, options)  # noqa: E731
         _schedule(order, domains, report, on_event, run, None)
         return report
     with ProcessPoolExecutor(
         max_workers=parallel, mp_context=_worker_context(), max_tasks_per_child=1
     ) as pool:
         env = dict(os.environ, MESH_BUILD_PID=str(os.getpid()))
-        submit = lambda name: pool.submit(_build_in_worker, name, ref, env)  # noqa: E731
+        submit = lambda name: pool.submit(_build_in_worker, name, ref, env, options)  # noqa: E731
         _schedule(order, domains, report, on_event, None, submit)
     return report
 
@@ -196,12 +201,12 @@ def _worker_context():
     return _context
 
 
-def _build_in_worker(name: str, ref, env: dict[str, str]) -> DomainResult:
+def _build_in_worker(name: str, ref, env: dict[str, str], options) -> DomainResult:
     """One domain's build in a worker process, on the same instance as the caller."""
     os.environ.clear()
     os.environ.update(env)
     with dg.DagsterInstance.from_ref(ref) as instance:
-        return _build_domain(instance, name)
+        return _build_domain(instance, name, options)
 
 
 def build_log(name: str) -> Path:
@@ -211,23 +216,110 @@ def build_log(name: str) -> Path:
     return path
 
 
-def _build_domain(instance: dg.DagsterInstance, name: str) -> DomainResult:
+@dataclass(frozen=True)
+class BuildOptions:
+    """What varies between builds of the same code: the periods (a backfill's date window;
+    default: every period the landing zone holds) and the domains' run parameters."""
+
+    window: tuple[date, date] | None = None
+    params: dict = field(default_factory=dict)
+
+
+def partition_keys(domain: Domain, window: tuple[date, date] | None = None) -> list[str]:
+    """The partitions of the domain's partitioned ports that the landing zone holds data for
+    (within ``window``), mapped from each partitioned source onto the ports' cadence."""
+    cadences = {p.partition.cadence for p in domain.output_ports if p.partition}
+    if not cadences:
+        return []
+    if len(cadences) > 1:
+        raise ValueError(
+            f"domain {domain.name}: ports of several cadences ({', '.join(map(str, cadences))}) "
+            "cannot be built in one run; build them one cadence at a time"
+        )
+    (cadence,) = cadences
+    keys: set[str] = set()
+    for source in domain.sources:
+        if source.partitioning is None:
+            continue
+        rules = delivery_rules(source)
+        for delivery in deliveries(source):
+            day = partition_date(rules, delivery.partition)
+            if day is None:
+                continue
+            key = key_for_folder(source.partitioning, day)
+            keys.update(map_keys(source.partitioning, cadence, [key]))
+    if window is not None:
+        first, last = window
+        keys = {k for k in keys if first <= period(cadence, k)[1] and period(cadence, k)[0] <= last}
+    return sorted(keys)
+
+
+def _run_request(domain: Domain, job: dg.JobDefinition, options: BuildOptions) -> dict:
+    """Tags, run config and asset selection of one domain's build run."""
+    window = options.window
+    as_of = options.params.get("as_of")
+    if as_of:  # an as-of build publishes no period after that day
+        cut = date.fromisoformat(str(as_of))
+        window = (window[0] if window else date.min, min(window[1], cut) if window else cut)
+    keys = partition_keys(domain, window)
+    tags = {}
+    selection = None
+    if keys:
+        tags = {
+            "dagster/asset_partition_range_start": keys[0],
+            "dagster/asset_partition_range_end": keys[-1],
+            "mesh/partitions": ",".join(keys)[:1000],
+        }
+    elif any(p.partition for p in domain.output_ports):
+        selection = [dg.AssetKey(p.key) for p in domain.output_ports if not p.partition]
+    declared = {p.name for p in domain.parameters}
+    given = {k: v for k, v in options.params.items() if k in declared}
+    ops = {}
+    if given:
+        module = importlib.import_module(f"mesh_domains.{domain.name}.definitions")
+        for assets in module.defs.assets or ():
+            if isinstance(assets, dg.AssetsDefinition) and assets.is_executable:
+                ops[assets.op.name] = {"config": given}
+        tags.update({f"mesh/param/{k}": str(v) for k, v in given.items()})
+    run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    if ops:
+        run_config["ops"] = ops
+    return {"tags": tags, "run_config": run_config, "asset_selection": selection}
+
+
+def execute_domain(
+    instance: dg.DagsterInstance,
+    name: str,
+    options: BuildOptions | None = None,
+    trigger: str = "mesh build",
+) -> dg.ExecuteInProcessResult:
+    """Run the domain's ``build_<domain>`` job in this process: every partition the landing
+    zone holds (or the options' window) as one range run, with the options' parameters."""
+    job = domain_job(name)
+    request = _run_request(discover_domains()[name], job, options or BuildOptions())
+    return job.execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        tags={
+            "mesh/domain": name,
+            "mesh/env": mesh_env(),
+            "mesh/trigger": trigger,
+            **request["tags"],
+            **run_tags(),
+        },
+        run_config=request["run_config"],
+        asset_selection=request["asset_selection"],
+    )
+
+
+def _build_domain(
+    instance: dg.DagsterInstance, name: str, options: BuildOptions | None = None
+) -> DomainResult:
     started = time.monotonic()
     log = build_log(name)
     with log.open("w") as out, redirect_stdout(out), redirect_stderr(out):
         try:
-            job = domain_job(name)
-            result = job.execute_in_process(
-                instance=instance,
-                raise_on_error=False,
-                tags={
-                    "mesh/domain": name,
-                    "mesh/env": mesh_env(),
-                    "mesh/trigger": "mesh build",
-                    **run_tags(),
-                },
-                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-            )
+            result = execute_domain(instance, name, options)
         except Exception as exc:  # noqa: BLE001 — a domain that cannot load is reported
             return DomainResult(
                 name, "failed", time.monotonic() - started, error=f"{exc}\n(full log: {log})"

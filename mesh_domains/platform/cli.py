@@ -135,8 +135,80 @@ def status(
 @app.command()
 def build(
     domain: Annotated[list[str] | None, typer.Option(help="Only these domains.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="A run parameter, key=value (declared under `parameters:` in domain.yaml); "
+            "repeatable.",
+        ),
+    ] = None,
 ) -> None:
-    """Build every domain in the order of the domain graph; exit 1 if any fails."""
+    """Build every domain in the order of the domain graph; exit 1 if any fails.
+
+    Partitioned ports are built for every period the landing zone holds, as one run.
+    """
+    from .build import BuildOptions
+
+    _build_and_report(domain, BuildOptions(params=_parameters(set_ or [], domain)))
+
+
+@app.command()
+def backfill(
+    domain: Annotated[str, typer.Argument(help="The domain to rebuild.")],
+    start: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD.")],
+    downstream: Annotated[
+        bool, typer.Option(help="Also rebuild the domains that read it (same periods).")
+    ] = True,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="A run parameter.")] = None,
+) -> None:
+    """Rebuild the partitions of DOMAIN (and, by default, of every domain downstream of it)
+    whose periods overlap --from..--to, each domain as one run over that range."""
+    from datetime import date
+
+    from .build import BuildOptions, downstream_of
+    from .descriptor import discover_domains
+
+    domains = discover_domains()
+    if domain not in domains:
+        raise typer.BadParameter(f"unknown domain {domain!r} (known: {', '.join(domains)})")
+    try:
+        window = (date.fromisoformat(start), date.fromisoformat(end))
+    except ValueError as exc:
+        raise typer.BadParameter(f"--from/--to must be dates YYYY-MM-DD: {exc}") from exc
+    if window[0] > window[1]:
+        raise typer.BadParameter(f"--from {start} is after --to {end}")
+    chosen = [domain, *(sorted(downstream_of(domain, domains)) if downstream else [])]
+    options = BuildOptions(window=window, params=_parameters(set_ or [], chosen))
+    _build_and_report(chosen, options, title=f"mesh backfill {start}..{end}")
+
+
+def _parameters(pairs: list[str], domains: list[str] | None) -> dict:
+    """``key=value`` pairs, typed by the domains' declared parameters."""
+    from .descriptor import discover_domains
+
+    declared = {
+        p.name: p
+        for d in discover_domains().values()
+        if not domains or d.name in domains
+        for p in d.parameters
+    }
+    casts = {"int64": int, "float64": float, "boolean": lambda v: v.lower() in ("1", "true", "yes")}
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in declared:
+            known = ", ".join(sorted(declared)) or "none declared"
+            raise typer.BadParameter(f"--set {pair!r}: expected key=value with key one of: {known}")
+        try:
+            params[key] = casts.get(declared[key].type, str)(value)
+        except ValueError as exc:
+            raise typer.BadParameter(f"--set {pair!r}: not a {declared[key].type}") from exc
+    return params
+
+
+def _build_and_report(domain, options, title: str = "mesh build") -> None:
     from .build import build_mesh
     from .descriptor import discover_domains
     from .status import mesh_status
@@ -170,7 +242,7 @@ def build(
 
     console.print(f"building the mesh ({len(domains)} domains) on {instance.root_directory}")
     try:
-        report = build_mesh(instance, only=domain, on_event=progress)
+        report = build_mesh(instance, only=domain, on_event=progress, options=options)
     finally:
         spinner.stop()
     for run_id in report.recovered:
@@ -180,7 +252,7 @@ def build(
     for row in rows:
         if row.domain in failed:
             row.state = failed[row.domain]
-    console.print(_status_table(rows, f"mesh build — {time.monotonic() - started:.1f}s"))
+    console.print(_status_table(rows, f"{title} — {time.monotonic() - started:.1f}s"))
     if not report.ok:
         console.print(
             "[red]the mesh build failed[/]: ports of failed or skipped domains keep "
@@ -196,7 +268,7 @@ def demo(
 ) -> None:
     """Generate the landing zone, then build the whole mesh and print its status."""
     generate(scale=scale, seed=seed)
-    build(domain=None)
+    build(domain=None, set_=None)
 
 
 @app.command()

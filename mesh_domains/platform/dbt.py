@@ -34,13 +34,16 @@ from typing import Any
 import dagster as dg
 import yaml
 
-from .definitions import port_check_specs, port_spec
+from . import lake
+from .definitions import parameter_schema, port_check_specs, port_spec
 from .descriptor import Domain, discover_domains
 from .ports import (
     BuildContext,
     attach_inputs,
     audit_and_publish,
     code_version,
+    given_parameters,
+    partition_scope,
     staging_connection,
     user_errors,
 )
@@ -154,9 +157,20 @@ class DbtPorts:
     """What the manifest says about a dbt domain's ports: their dependencies and dbt tests."""
 
     order: list[str]  # port models, upstream first
-    deps: dict[str, list[list[str]]]  # port -> asset keys it depends on
+    deps: dict[str, list[list[str]]]  # port -> asset keys it depends on (its tests' too)
+    nodes: dict[str, list[str]]  # port -> dbt nodes that build it (itself and non-port parents)
     tests: dict[str, tuple[str, str, str]]  # test unique_id -> (port, check name, severity)
     descriptions: dict[str, str]  # test check name -> description
+    unit_tests: dict[str, list[str]]  # port -> its dbt unit tests
+
+    def selection(self, ports: list[str]) -> list[str]:
+        """The dbt nodes a step builds and tests: its ports with their non-port parents,
+        the data tests attached to its ports (a relationships test runs with the port it is
+        attached to, after the port it refers to) and their unit tests."""
+        nodes = {node for p in ports for node in self.nodes[p]}
+        tests = {name for port, name, _ in self.tests.values() if port in ports}
+        units = {f"unit_test:{u}" for p in ports for u in self.unit_tests.get(p, [])}
+        return sorted(nodes | tests | units)
 
 
 def _source_key(node: dict, domains: set[str]) -> list[str]:
@@ -190,10 +204,28 @@ def read_ports(domain: Domain, manifest: dict) -> DbtPorts:
                 keys += upstream(dep, seen)
         return keys
 
-    deps = {}
+    def builders(uid: str, seen: set[str]) -> list[str]:
+        names = [nodes[uid]["name"]]
+        for dep in nodes[uid].get("depends_on", {}).get("nodes", []):
+            if dep in nodes and dep not in ports and dep not in seen:
+                seen.add(dep)
+                names += builders(dep, seen)
+        return names
+
+    # a test of a port that also reads another port (relationships) runs after both
+    test_parents: dict[str, set[str]] = {}
+    for n in nodes.values():
+        attached = n.get("attached_node")
+        if n["resource_type"] == "test" and attached in ports:
+            others = {ports[d] for d in n["depends_on"]["nodes"] if d in ports and d != attached}
+            test_parents.setdefault(ports[attached], set()).update(others)
+    deps, built_by = {}, {}
     for uid, name in ports.items():
         unique = {tuple(k): k for k in upstream(uid, set())}
+        for other in test_parents.get(name, ()):
+            unique[(domain.name, other)] = [domain.name, other]
         deps[name] = [unique[k] for k in sorted(unique)]
+        built_by[name] = sorted(set(builders(uid, set())))
     order: list[str] = []
     pending = set(ports.values())
     while pending:
@@ -209,11 +241,18 @@ def read_ports(domain: Domain, manifest: dict) -> DbtPorts:
             severity = str(n["config"].get("severity", "ERROR")).upper()
             tests[uid] = (ports[attached], n["name"], severity)
             descriptions[n["name"]] = n.get("description") or f"dbt test {n['name']}"
-    return DbtPorts(order, deps, tests, descriptions)
+    units: dict[str, list[str]] = {}
+    for u in (manifest.get("unit_tests") or {}).values():
+        model = u.get("model")
+        if model in ports.values():
+            units.setdefault(model, []).append(u["name"])
+    return DbtPorts(order, deps, built_by, tests, descriptions, units)
 
 
-def dbt_domain_assets(domain: Domain) -> dg.AssetsDefinition:
-    """The dbt project of ``domain`` as one write–audit–publish step over all its ports."""
+def dbt_domain_assets(domain: Domain) -> list[dg.AssetsDefinition]:
+    """The dbt project of ``domain`` as write–audit–publish steps over its ports: one step per
+    run of consecutive ports with the same partitioning (a Dagster step has one partitions
+    definition; an unpartitioned port downstream of a partitioned one is a step of its own)."""
     project_dir = DBT_PROJECTS / domain.name
     manifest = json.loads(ensure_manifest(domain, project_dir).read_text())
     version = code_version(domain, project_dir)
@@ -224,7 +263,41 @@ def dbt_domain_assets(domain: Domain) -> dg.AssetsDefinition:
             f"domain {domain.name!r}: output port(s) {sorted(missing)} have no "
             f"dbt model tagged '{PORT_TAG}' in {project_dir}"
         )
-    ports = [domain.output_port(n) for n in found.order]
+    steps = dbt_steps(domain, found)
+    return [
+        _dbt_step(domain, project_dir, version, found, names, [p for s in steps for p in s])
+        for names in steps
+    ]
+
+
+def dbt_steps(domain: Domain, found: DbtPorts) -> list[list[str]]:
+    """Ports grouped into steps: a port joins its upstream ports' step when it has the same
+    partitioning, so steps form a chain Dagster can order (no cycle between steps)."""
+    level: dict[str, int] = {}
+    for name in found.order:
+        cadence = _cadence(domain, name)
+        own = [d[1] for d in found.deps[name] if d[0] == domain.name]
+        level[name] = max((level[d] + (_cadence(domain, d) != cadence) for d in own), default=0)
+    groups: dict[tuple, list[str]] = {}
+    for name in found.order:
+        groups.setdefault((level[name], str(_cadence(domain, name))), []).append(name)
+    return [groups[k] for k in sorted(groups, key=lambda k: (k[0], k[1]))]
+
+
+def _cadence(domain: Domain, port: str):
+    partition = domain.output_port(port).partition
+    return partition.cadence if partition else None
+
+
+def _dbt_step(
+    domain: Domain,
+    project_dir: Path,
+    version: str,
+    found: DbtPorts,
+    names: list[str],
+    all_ports: list[str],
+) -> dg.AssetsDefinition:
+    ports = [domain.output_port(n) for n in names]
     specs = [port_spec(domain, p, "dbt", version, found.deps[p.name]) for p in ports]
     test_checks = [
         dg.AssetCheckSpec(
@@ -234,25 +307,53 @@ def dbt_domain_assets(domain: Domain) -> dg.AssetsDefinition:
             description=found.descriptions[name],
         )
         for port, name, severity in found.tests.values()
+        if port in names
     ]
+    partitioned = ports[0].partition is not None
+    landing = sorted({k[1] for n in names for k in found.deps[n] if k[0] == "landing"})
+    # the domain's own ports built by other steps are read as published (all partitions)
+    earlier = sorted(
+        {k[1] for n in names for k in found.deps[n] if k[0] == domain.name and k[1] not in names}
+    )
+    others = [p for p in all_ports if p not in names]
+    suffix = "" if len(others) == 0 else "__" + "_".join(names)[:60]
 
     @dg.multi_asset(
-        name=f"{domain.name}__dbt_build",
+        name=f"{domain.name}__dbt_build{suffix}",
         specs=specs,
         check_specs=[*test_checks, *(spec for p in ports for spec in port_check_specs(p))],
         can_subset=False,
         pool=f"{domain.name}_lake",
+        backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
+        config_schema=parameter_schema(domain),
     )
     def _build(context):
         started = time.monotonic()
         with user_errors(domain, ports):
             with staging_connection(domain) as con:
-                build = BuildContext(domain, con, context.log)
+                build = BuildContext(
+                    domain, con, context.log, scope=partition_scope(context, ports)
+                )
+                build.params = given_parameters(context)
                 build.input_versions = attach_inputs(con, domain)
-                for source in domain.sources:
-                    build.source(source.name)
+                for source in landing:
+                    build.source(source)
+                for port in earlier:
+                    con.execute(f"drop table if exists main.{port}")
+                    lake.open_port(con, domain.name, domain, port, view=f"main.{port}")
             # dbt opens the staging database itself: the platform's connection is closed
-            yield from run_dbt(context, domain, project_dir, found, [f"+tag:{PORT_TAG}"])
+            dbt_vars = {**build.params}
+            if build.scope is not None:
+                dbt_vars["partition_start"] = str(build.scope.first_day)
+                dbt_vars["partition_end"] = str(build.scope.last_day)
+            yield from run_dbt(
+                context,
+                domain,
+                project_dir,
+                found,
+                found.selection(names),
+                dbt_vars=dbt_vars,
+            )
             with staging_connection(domain) as con:
                 build.con = con
                 yield from audit_and_publish(context, build, ports, version, started)
@@ -311,6 +412,8 @@ def run_dbt(
         str(target),
         "--log-path",
         str(mesh_paths().data / "logs" / "dbt" / domain.name),
+        "--indirect-selection",
+        "empty",  # tests are selected by name, each with its step
         "--select",
         *select,
     ]
@@ -318,7 +421,7 @@ def run_dbt(
         args += ["--exclude", *exclude]
     if dbt_vars:
         args += ["--vars", json.dumps(dbt_vars)]
-    context.log.info(f"{domain.name}: dbt {' '.join(args[:1] + args[9:])}")
+    context.log.info(f"{domain.name}: dbt {' '.join(args[:1] + args[11:])}")
     result = dbtRunner(manifest=manifest).invoke(args)
     results = list(getattr(result.result, "results", None) or [])
     for r in results:

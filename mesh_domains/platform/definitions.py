@@ -1,10 +1,16 @@
 """Build a domain's Dagster ``Definitions`` from its descriptor and its build functions.
 
 Every domain gets the same shape: output ports as assets ``[domain, port]`` (group = domain,
-owner = team, kinds, column schema), each port's contract as a blocking asset check, other
-domains' ports as external assets (so the global asset graph links code locations), eager
-automation that waits for upstream blocking checks, an automation sensor that runs by default,
-and a named job ``build_<domain>`` for the plain ``dagster`` CLI.
+owner = team, kinds, column schema, cadence partitions), each port's contract as a blocking
+asset check, other domains' ports and the landing sources as external assets carrying their
+owners' partitions (so the global asset graph links code locations), and a named job
+``build_<domain>`` for the plain ``dagster`` CLI. Automation, one mechanism per edge:
+
+- landing source → domain: the domain's arrival sensor (:mod:`.sensors`);
+- another domain's port → domain: the domain's process-linkage sensor, which hands the
+  upstream run's partitions and parameters over;
+- port → port inside the domain: declarative automation (eager, after upstream blocking checks
+  pass, for every partition, not only the latest), evaluated by the domain's automation sensor.
 """
 
 from __future__ import annotations
@@ -17,16 +23,20 @@ from pathlib import Path
 
 import dagster as dg
 
-from .descriptor import Domain, OutputPort, load_domain
+from .descriptor import Domain, OutputPort, discover_domains, load_domain, load_landing
+from .partitions import Cadence, partitions_def
 from .ports import (
     CONTRACT_CHECK,
     BuildContext,
     attach_inputs,
     audit_and_publish,
     code_version,
+    given_parameters,
+    partition_scope,
     user_errors,
 )
 from .ports import staging_connection as _staging
+from .sensors import domain_sensors
 
 AUTOMATION_INTERVAL_S = 5
 
@@ -50,11 +60,49 @@ def port_builder(*ports: str) -> Callable[[Callable], PortBuilder]:
     return wrap
 
 
-def port_automation() -> dg.AutomationCondition:
-    """Eager, but never on top of an upstream whose blocking check failed."""
-    return (
-        dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
-    ).with_label("eager after upstream contracts pass")
+def port_automation(external: Sequence[list[str]] = ()) -> dg.AutomationCondition:
+    """Eager on the domain's own upstream ports, for any partition (a late or corrected week
+    propagates, not only the newest), never on top of an upstream whose blocking check failed.
+    ``external`` deps (landing sources, other domains' ports) are left to the sensors."""
+    # not limited to the latest time window; periods never delivered are no reason to wait
+    eager = (
+        dg.AutomationCondition.eager()
+        .without(dg.AutomationCondition.in_latest_time_window())
+        .without(~dg.AutomationCondition.any_deps_missing())
+    )
+    if external:
+        eager = eager.ignore(dg.AssetSelection.assets(*[dg.AssetKey(k) for k in external]))
+    return (eager & dg.AutomationCondition.all_deps_blocking_checks_passed()).with_label(
+        "eager after upstream contracts pass"
+    )
+
+
+def partitioning_of(domain: Domain, key: Sequence[str]) -> Cadence | None:
+    """The cadence partitions of any asset a port may depend on, from descriptors only."""
+    if key[0] == "landing":
+        return load_landing()[key[1]].partitioning
+    owner = domain if key[0] == domain.name else discover_domains()[key[0]]
+    partition = owner.output_port(key[1]).partition
+    return partition.cadence if partition else None
+
+
+def port_partitions(port: OutputPort) -> dg.PartitionsDefinition | None:
+    return partitions_def(port.partition.cadence) if port.partition else None
+
+
+def port_deps(domain: Domain, port: OutputPort, deps: Sequence[list[str]]) -> list[dg.AssetDep]:
+    """Dependencies with their partition mappings: between two cadences by time overlap (a
+    week that straddles two months feeds both), everything for an unpartitioned port."""
+    out = []
+    for key in deps:
+        upstream = partitioning_of(domain, key)
+        mapping = None
+        if upstream is not None and port.partition is not None:
+            mapping = dg.TimeWindowPartitionMapping()
+        elif upstream is not None:
+            mapping = dg.AllPartitionMapping()
+        out.append(dg.AssetDep(dg.AssetKey(list(key)), partition_mapping=mapping))
+    return out
 
 
 def column_schema(port: OutputPort) -> dg.TableSchema:
@@ -88,9 +136,10 @@ def port_spec(
         group_name=domain.name,
         owners=[domain.owner],
         kinds={toolchain_kind, "duckdb", "ducklake"},
-        deps=[dg.AssetKey(k) for k in deps],
+        deps=port_deps(domain, port, deps),
+        partitions_def=port_partitions(port),
         code_version=version,
-        automation_condition=port_automation(),
+        automation_condition=port_automation([k for k in deps if k[0] != domain.name]),
         freshness_policy=port_freshness(domain),
         tags={"mesh/domain": domain.name, "mesh/lifecycle_phase": domain.lifecycle_phase},
         metadata={
@@ -99,6 +148,11 @@ def port_spec(
             "team": domain.team,
             "grants": ", ".join(port.grants) or "(owner only)",
             "primary_key": ", ".join(port.contract.primary_key),
+            **(
+                {"partitioned_by": f"{port.partition.column}, {port.partition.cadence.describe()}"}
+                if port.partition
+                else {}
+            ),
         },
     )
 
@@ -140,8 +194,14 @@ def port_check_specs(port: OutputPort) -> list[dg.AssetCheckSpec]:
 def python_assets(domain: Domain, builder: PortBuilder) -> dg.AssetsDefinition:
     """Wrap a Python build function in write–audit–publish."""
     ports = [domain.output_port(p) for p in builder.ports]
+    if len({p.partition.cadence if p.partition else None for p in ports}) > 1:
+        raise ValueError(
+            f"domain {domain.name}: builder {builder.name} stages ports of different "
+            "partitionings; give each partitioning its own builder"
+        )
     version = code_version(domain)
     deps = [ref.key for ref in domain.input_ports] + [landing_key(s.name) for s in domain.sources]
+    partitioned = ports[0].partition is not None
 
     @dg.multi_asset(
         name=f"{domain.name}__{builder.name}",
@@ -149,11 +209,14 @@ def python_assets(domain: Domain, builder: PortBuilder) -> dg.AssetsDefinition:
         check_specs=[spec for p in ports for spec in port_check_specs(p)],
         pool=f"{domain.name}_lake",
         description=builder.description or None,
+        backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
+        config_schema=parameter_schema(domain),
     )
     def _build(context):
         started = time.monotonic()
         with user_errors(domain, ports), _staging(domain) as con:
-            build = BuildContext(domain, con, context.log)
+            build = BuildContext(domain, con, context.log, scope=partition_scope(context, ports))
+            build.params = given_parameters(context)
             build.input_versions = attach_inputs(con, domain)
             extra = builder.fn(build) or {}
             for port, meta in extra.items():
@@ -163,6 +226,23 @@ def python_assets(domain: Domain, builder: PortBuilder) -> dg.AssetsDefinition:
     return _build
 
 
+def parameter_schema(domain: Domain) -> dict[str, dg.Field]:
+    """The domain's declared parameters as run config (the launchpad shows them; ``mesh build
+    --set key=value`` and the ``dagster`` CLI set them); every run records what it used."""
+    types = {"string": str, "int64": int, "float64": float, "boolean": bool, "date": str}
+    return {
+        p.name: dg.Field(
+            types[p.type],
+            is_required=False,
+            default_value=p.default,
+            description=p.description or None,
+        )
+        if p.default is not None
+        else dg.Field(dg.Noneable(types[p.type]), is_required=False, description=p.description)
+        for p in domain.parameters
+    }
+
+
 def landing_key(source: str) -> list[str]:
     return ["landing", source]
 
@@ -170,13 +250,22 @@ def landing_key(source: str) -> list[str]:
 def external_input_specs(domain: Domain) -> list[dg.AssetSpec]:
     """The domain's input ports as external assets: other domains' ports, named by key only
     (never by their code), and the raw landing sources it ingests."""
-    ports = [dg.AssetSpec(key=ref.key) for ref in domain.input_ports if ref.domain != domain.name]
+    producers = discover_domains()
+    ports = [
+        dg.AssetSpec(
+            key=ref.key,
+            partitions_def=port_partitions(producers[ref.domain].output_port(ref.port)),
+        )
+        for ref in domain.input_ports
+        if ref.domain != domain.name
+    ]
     sources = [
         dg.AssetSpec(
             key=landing_key(s.name),
             description=s.description,
             group_name="landing",
             kinds={"csv"},
+            partitions_def=partitions_def(s.partitioning) if s.partitioning else None,
             metadata={"cadence": s.cadence, "file": f"data/landing/{s.name}/<partition>/{s.file}"},
         )
         for s in domain.sources
@@ -210,8 +299,10 @@ def domain_definitions(
                 target=selection,
                 default_status=dg.DefaultSensorStatus.RUNNING,
                 minimum_interval_seconds=AUTOMATION_INTERVAL_S,
-                description=f"Starts {domain.name} when its input ports publish a passing version.",
-            )
+                description=f"Propagates changes between {domain.name}'s own ports (any "
+                "partition), once their upstream contracts pass.",
+            ),
+            *domain_sensors(domain, own),
         ],
         resources=resources or {},
     )

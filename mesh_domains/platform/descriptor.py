@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from .partitions import UNPARTITIONED_CADENCES, Cadence, parse_cadence
+
 LIFECYCLE_PHASES = ("launch", "growth", "mature", "all")
 TOOLCHAINS = ("python", "dbt")
 COLUMN_TYPES = ("string", "int64", "float64", "date", "timestamp", "boolean")
@@ -74,6 +76,15 @@ class WarnRule:
 
 
 @dataclass(frozen=True)
+class PortPartition:
+    """How a port is cut in time: its cadence, and the date column that says which period
+    (partition) a row belongs to. Publishing a partition replaces exactly its rows."""
+
+    cadence: Cadence
+    column: str
+
+
+@dataclass(frozen=True)
 class OutputPort:
     """A published, contract-checked table of the domain: asset key ``[domain, name]``."""
 
@@ -83,6 +94,7 @@ class OutputPort:
     contract: Contract
     grants: tuple[str, ...] = ()
     warn_rules: tuple[WarnRule, ...] = ()
+    partition: PortPartition | None = None
 
     @property
     def key(self) -> list[str]:
@@ -102,6 +114,15 @@ class SourcePort:
     cadence: str
     file: str
     contract: Contract
+    week_ends_on: str | None = None
+
+    @property
+    def partitioning(self) -> Cadence | None:
+        """The source's cadence partitions: one partition per delivery period (none for a
+        source delivered ``rarely``, e.g. a reference file replaced now and then)."""
+        if self.cadence in UNPARTITIONED_CADENCES:
+            return None
+        return parse_cadence(self.cadence, self.week_ends_on)
 
 
 @dataclass(frozen=True)
@@ -133,6 +154,20 @@ class ManagementPort:
 
 
 @dataclass(frozen=True)
+class Parameter:
+    """A typed run parameter of the domain (a variation knob: an as-of week, a brand, a subset
+    of territories), shown in the Dagster launchpad and recorded on every port version."""
+
+    name: str
+    type: str
+    default: Any = None
+    description: str = ""
+
+
+PARAMETER_TYPES = ("string", "int64", "float64", "boolean", "date")
+
+
+@dataclass(frozen=True)
 class Domain:
     """A parsed ``domain.yaml``."""
 
@@ -150,6 +185,7 @@ class Domain:
     path: Path
     glossary: dict[str, str] = field(default_factory=dict)
     management_ports: tuple[ManagementPort, ...] = ()
+    parameters: tuple[Parameter, ...] = ()
 
     @property
     def folder(self) -> Path:
@@ -201,10 +237,11 @@ _KNOWN_KEYS = {
         "output_ports",
         "glossary",
         "management_ports",
+        "parameters",
     },
     "source": {"description", "cadence", "file", "csv", "partition", "unique_across_deliveries"}
     | _CONTRACT_KEYS,
-    "output port": {"description", "grants", "warn"} | _CONTRACT_KEYS,
+    "output port": {"description", "grants", "warn", "partition"} | _CONTRACT_KEYS,
 }
 
 
@@ -260,6 +297,22 @@ def _parse_domain(raw: dict, path: Path) -> Domain:
             _parse_management_port(m or {}, f"{where}: management port")
             for m in raw.get("management_ports") or ()
         ),
+        parameters=tuple(
+            _parse_parameter(n, p or {}, f"{where}: parameter {n}")
+            for n, p in (raw.get("parameters") or {}).items()
+        ),
+    )
+
+
+def _parse_parameter(name: str, raw: dict, where: str) -> Parameter:
+    unknown = set(raw) - {"type", "default", "description"}
+    if unknown:
+        raise DescriptorError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    return Parameter(
+        name=name,
+        type=_one_of(raw.get("type", "string"), PARAMETER_TYPES, where),
+        default=raw.get("default"),
+        description=str(raw.get("description", "")).strip(),
     )
 
 
@@ -309,24 +362,52 @@ def _parse_port_ref(ref: str, where: str) -> PortRef:
 
 def _parse_source(name: str, raw: dict, where: str) -> SourcePort:
     _known(raw, "source", where)
-    return SourcePort(
+    source = SourcePort(
         name=name,
         description=raw.get("description", "").strip(),
         cadence=_require(raw, "cadence", where),
         file=raw.get("file", f"{name}.csv"),
         contract=_parse_contract(raw, where),
+        week_ends_on=(raw.get("partition") or {}).get("week_ends_on"),
     )
+    try:
+        source.partitioning  # noqa: B018 — validates cadence and weekday
+    except ValueError as exc:
+        raise DescriptorError(f"{where}: {exc}") from exc
+    return source
+
+
+def _parse_partition(raw: dict | None, contract: Contract, where: str) -> PortPartition | None:
+    """``partition: {cadence: weekly, column: week_ending, week_ends_on: saturday}``."""
+    if not raw:
+        return None
+    unknown = set(raw) - {"cadence", "column", "week_ends_on"}
+    if unknown:
+        raise DescriptorError(f"{where}: unknown partition field(s) {', '.join(sorted(unknown))}")
+    try:
+        cadence = parse_cadence(_require(raw, "cadence", where), raw.get("week_ends_on"))
+    except ValueError as exc:
+        raise DescriptorError(f"{where}: partition {exc}") from exc
+    column = _require(raw, "column", f"{where}: partition")
+    types = {c.name: c.type for c in contract.columns}
+    if types.get(column) not in ("date", "timestamp"):
+        raise DescriptorError(
+            f"{where}: partition column {column!r} must be a declared date or timestamp column"
+        )
+    return PortPartition(cadence, column)
 
 
 def _parse_output_port(domain: str, name: str, raw: dict, where: str) -> OutputPort:
     _known(raw, "output port", where)
+    contract = _parse_contract(raw, where)
     return OutputPort(
         domain=domain,
         name=name,
         description=_require(raw, "description", where).strip(),
-        contract=_parse_contract(raw, where),
+        contract=contract,
         grants=tuple(raw.get("grants") or ()),
         warn_rules=tuple(_parse_warn_rule(r, f"{where}: warn rule") for r in raw.get("warn") or ()),
+        partition=_parse_partition(raw.get("partition"), contract, where),
     )
 
 

@@ -202,6 +202,7 @@ def open_port(
     port: str,
     version: int | None = None,
     served: dict[str, tuple[int, list[str]]] | None = None,
+    view: str | None = None,
 ) -> tuple[str, int]:
     """Pin ``producer``'s ``port`` at ``version`` (default: the served one) for ``consumer``.
 
@@ -237,12 +238,17 @@ def open_port(
             return wanted, [f for (f,) in listed]
 
         pinned, files = retrying(resolve)
-    view = f"{producer.name}.{port}"
-    con.execute(f"create schema if not exists {producer.name}")
+    if view is None:
+        view = f"{producer.name}.{port}"
+        con.execute(f"create schema if not exists {producer.name}")
     if not files:
         raise MissingInputError(f"{producer.name}/{port} version {pinned} has no data files")
     listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-    con.execute(f"create or replace view {view} as select * from read_parquet([{listed}])")
+    # a partitioned port's files sit in hive-style folders; their columns are in the files
+    con.execute(
+        f"create or replace view {view} as "
+        f"select * from read_parquet([{listed}], hive_partitioning = false)"
+    )
     return view, pinned
 
 
@@ -283,22 +289,44 @@ def publish(
     domain: str,
     staged: dict[str, str],
     info: dict[str, Any],
+    replace: dict[str, tuple[str, Any, Any]] | None = None,
 ) -> int:
     """Publish staged tables as new port versions in ONE lake commit; returns the snapshot id.
 
-    ``staged`` maps port name to the fully qualified staged table. Either every port of the
-    commit becomes visible, or (on any error, or a crash) none does. A commit that collides
-    with a reader's lock on the catalog is rolled back and tried again.
+    ``staged`` maps port name to the fully qualified staged table. A port named in
+    ``replace`` (port -> (date column, first day, last day)) keeps its other rows: only the
+    rows of that window are deleted and the staged ones inserted, in the same commit. Such a
+    table is partitioned by that column in the lake, so replacing a period swaps whole files
+    and never leaves delete files behind. Either every port of the commit becomes visible, or
+    (on any error, or a crash) none does. A commit that collides with a reader's lock on the
+    catalog is rolled back and tried again.
     """
-    return retrying(lambda: _publish_once(con, domain, staged, info))
+    return retrying(lambda: _publish_once(con, domain, staged, info, replace or {}))
 
 
-def _publish_once(con, domain: str, staged: dict[str, str], info: dict[str, Any]) -> int:
+def _publish_once(con, domain: str, staged: dict[str, str], info: dict[str, Any], replace) -> int:
     alias = lake_alias(domain)
+    existing = {
+        name
+        for (name,) in con.execute(
+            "select table_name from duckdb_tables() where database_name = ?", [alias]
+        ).fetchall()
+    }
     con.execute("begin transaction")
     try:
         for port, table in staged.items():
-            con.execute(f"create or replace table {alias}.main.{port} as select * from {table}")
+            target = f"{alias}.main.{port}"
+            if port not in replace:
+                con.execute(f"create or replace table {target} as select * from {table}")
+                continue
+            column, first, last = replace[port]
+            if port not in existing:
+                con.execute(f"create table {target} as select * from {table} limit 0")
+                con.execute(f"alter table {target} set partitioned by ({column})")
+            con.execute(
+                f"delete from {target} where cast({column} as date) between ? and ?", [first, last]
+            )
+            con.execute(f"insert into {target} select * from {table}")
         con.execute(
             f"call {alias}.set_commit_message(?, ?, extra_info => ?)",
             [f"mesh:{domain}", f"publish {', '.join(staged)}", json.dumps(info, default=str)],
@@ -315,6 +343,18 @@ def _publish_once(con, domain: str, staged: dict[str, str], info: dict[str, Any]
     )
     write_pointer(con, domain, version, list(staged))
     return version
+
+
+def port_row_counts(con: duckdb.DuckDBPyConnection, domain: str, ports) -> dict[str, int]:
+    """Rows of each port as now published in ``domain``'s attached lake."""
+    alias = lake_alias(domain)
+    return {p: con.execute(f"select count(*) from {alias}.main.{p}").fetchone()[0] for p in ports}
+
+
+def latest_info(con: duckdb.DuckDBPyConnection, domain: str, port: str) -> dict | None:
+    """What the port's current version was built with (its commit info), if any."""
+    versions = port_versions(con, domain, port)
+    return versions[-1].info if versions else None
 
 
 def input_port_versions(

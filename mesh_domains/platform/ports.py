@@ -12,21 +12,24 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import dagster as dg
 import duckdb
 
 from . import lake
-from .contracts import ContractReport, ContractViolation, validate_table
+from .contracts import ContractReport, ContractViolation, Failure, validate_table
 from .descriptor import Domain, OutputPort, discover_domains
 from .errors import MeshError, MissingInputError
 from .faults import crash_point
+from .partitions import Cadence, window
 from .settings import mesh_env, mesh_paths
 from .sources import Delivery, load_source
 from .versioning import folder_hash, git_sha
 
 CONTRACT_CHECK = "contract"
+AS_OF = "as_of"  # a date parameter the platform understands: build as of that day
 
 
 @contextmanager
@@ -52,12 +55,48 @@ def _failed_contract(report: ContractReport) -> dict:
     return where | report.as_metadata()
 
 
+@dataclass(frozen=True)
+class PartitionScope:
+    """The partitions a build publishes: consecutive periods of one cadence."""
+
+    cadence: Cadence
+    keys: tuple[str, ...]
+
+    @property
+    def first_day(self) -> date:
+        return window(self.cadence, self.keys[0])[0]
+
+    @property
+    def last_day(self) -> date:
+        return window(self.cadence, self.keys[-1])[1]
+
+    def describe(self) -> str:
+        span = self.keys[0] if len(self.keys) == 1 else f"{self.keys[0]}..{self.keys[-1]}"
+        return f"{self.cadence.cadence} partition(s) {span} ({self.first_day}..{self.last_day})"
+
+
+def given_parameters(context) -> dict[str, Any]:
+    """The run parameters this step was given (its op config), unset ones left out."""
+    config = context.op_execution_context.op_config or {}
+    return {k: v for k, v in config.items() if v is not None}
+
+
+def partition_scope(context, ports: list[OutputPort]) -> PartitionScope | None:
+    """The partitions this run publishes of ``ports`` (None for unpartitioned ports)."""
+    cadences = {p.partition.cadence for p in ports if p.partition}
+    if not cadences:
+        return None
+    (cadence,) = cadences
+    return PartitionScope(cadence, tuple(context.partition_keys))
+
+
 @dataclass
 class BuildContext:
     """What a domain's build function gets: a staging connection and the domain's inputs.
 
     Input ports are pinned (after the grant check) to the version served when the build
     started, as views ``<producer>.<port>``, so one build reads one consistent state of each.
+    A partitioned build (``scope``) loads only the deliveries of its periods.
     """
 
     domain: Domain
@@ -65,18 +104,28 @@ class BuildContext:
     log: Any
     input_versions: dict[str, int | None] = field(default_factory=dict)
     deliveries: dict[str, list[Delivery]] = field(default_factory=dict)
+    delivery_versions: dict[str, dict[str, str]] = field(default_factory=dict)
     metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    scope: PartitionScope | None = None
+    params: dict[str, Any] = field(default_factory=dict)
 
     def source(self, name: str, *, latest_only: bool = False) -> str:
         """Check and load a raw source's deliveries; returns the staging table holding them."""
-        table, chosen = load_source(
+        within = None if self.scope is None else (self.scope.first_day, self.scope.last_day)
+        as_of = self.params.get(AS_OF)
+        if as_of:  # an as-of build: deliveries of later periods are not read
+            cut = date.fromisoformat(str(as_of))
+            within = (within[0] if within else date.min, min(within[1], cut) if within else cut)
+        table, chosen, versions = load_source(
             self.con,
             self.domain.name,
             self.domain.source(name),
             latest_only=latest_only,
             log=self.log,
+            within=within,
         )
         self.deliveries[name] = chosen
+        self.delivery_versions[name] = versions
         self.log.info(
             f"{self.domain.name}: source {name}: {len(chosen)} delivery(ies) passed their contract"
         )
@@ -140,11 +189,32 @@ def code_version(domain: Domain, *extra_folders) -> str:
     return folder_hash(domain.folder, *extra_folders)
 
 
-def audit(con, domain: Domain, ports: list[OutputPort]) -> list[ContractReport]:
-    return [
-        validate_table(con, f"main.{p.name}", p.contract, domain=domain.name, port=p.name)
-        for p in ports
-    ]
+def audit(
+    con, domain: Domain, ports: list[OutputPort], scope: PartitionScope | None = None
+) -> list[ContractReport]:
+    """Each staged port against its contract; a partitioned port's staged rows must also all
+    fall inside the partitions being published (only they are replaced)."""
+    reports = []
+    for p in ports:
+        report = validate_table(con, f"main.{p.name}", p.contract, domain=domain.name, port=p.name)
+        if p.partition and scope is not None:
+            report.failures += _outside_scope(con, p, scope)
+        reports.append(report)
+    return reports
+
+
+def _outside_scope(con, port: OutputPort, scope: PartitionScope) -> list[Failure]:
+    column = port.partition.column
+    bad = (
+        f"cast({column} as date) not between date '{scope.first_day}' and date '{scope.last_day}'"
+        f" or {column} is null"
+    )
+    count = con.execute(f"select count(*) from main.{port.name} where {bad}").fetchone()[0]
+    if not count:
+        return []
+    sample = con.execute(f"select distinct {column} from main.{port.name} where {bad} limit 3")
+    rule = f"within the published {scope.describe()}"
+    return [Failure(column, rule, count, tuple(str(v) for (v,) in sample.fetchall()))]
 
 
 def check_results(reports: list[ContractReport]) -> Iterator[dg.AssetCheckResult]:
@@ -224,10 +294,15 @@ def audit_and_publish(
     version: str,
     started: float,
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
-    """Audit every staged port; publish all of them in one commit only if all pass."""
+    """Audit every staged port; publish all of them in one commit only if all pass.
+
+    An unpartitioned port is replaced whole; a partitioned port has exactly the partitions of
+    ``build.scope`` replaced (delete + insert in the same commit), every other partition stays
+    as it was. The version records the partitions it changed and the deliveries it read.
+    """
     domain = build.domain
     crash_point("build.after_stage")
-    reports = audit(build.con, domain, ports)
+    reports = audit(build.con, domain, ports, build.scope)
     crash_point("build.after_audit")
     yield from check_results(reports)
     failed = [r for r in reports if not r.passed]
@@ -238,19 +313,33 @@ def audit_and_publish(
             + f"\nNothing was published: the previous versions of {domain.name} stay served; "
             f"the staged tables are kept in {mesh_paths().staging_db(domain.name)} for diagnosis.",
         )
+    changed = changed_inputs(build, ports)
+    partitions = {p.name: list(build.scope.keys) for p in ports if p.partition and build.scope}
+    variation = {"env": mesh_env(), **({"params": build.params} if build.params else {})}
     info = {
         "ports": {r.port: {"rows": r.rows} for r in reports},
         "run_id": context.run.run_id,
         "code_version": version,
         "git_sha": git_sha(),
-        "variation": {"env": mesh_env()},
+        "variation": variation,
         "input_versions": build.input_versions,
         "deliveries": {s: [d.partition for d in ds] for s, ds in build.deliveries.items()},
+        "delivery_versions": build.delivery_versions,
+        "partitions": partitions,
+        "changed": changed,
     }
-    snapshot = lake.publish(build.con, domain.name, {p.name: f"main.{p.name}" for p in ports}, info)
+    replace = {
+        p.name: (p.partition.column, build.scope.first_day, build.scope.last_day)
+        for p in ports
+        if p.partition and build.scope
+    }
+    staged = {p.name: f"main.{p.name}" for p in ports}
+    snapshot = lake.publish(build.con, domain.name, staged, info, replace=replace)
+    scoped = f" ({build.scope.describe()})" if replace else ""
     context.log.info(
-        f"{domain.name}: published {', '.join(p.name for p in ports)} as version {snapshot}"
+        f"{domain.name}: published {', '.join(p.name for p in ports)} as version {snapshot}{scoped}"
     )
+    totals = lake.port_row_counts(build.con, domain.name, [p.name for p in ports])
     # judged against the previous version's metrics, so evaluated before the new one is recorded
     warnings = list(warn_results(context, build, ports, {r.port: r.rows for r in reports}))
     for r in reports:
@@ -258,14 +347,53 @@ def audit_and_publish(
             asset_key=[domain.name, r.port],
             metadata={
                 "dagster/row_count": r.rows,
+                "port_rows": totals.get(r.port, r.rows),
                 "port_version": snapshot,
                 "input_port_versions": dg.MetadataValue.json(build.input_versions),
                 "code_version": version,
                 "git_sha": git_sha() or "",
                 "variation": mesh_env(),
+                "variation_detail": dg.MetadataValue.json(variation),
+                "partitions": dg.MetadataValue.json(partitions.get(r.port, [])),
+                "mesh/changed": dg.MetadataValue.json(changed),
                 "lake": dg.MetadataValue.path(str(mesh_paths().lake_dir(domain.name))),
                 "duration_s": round(time.monotonic() - started, 3),
                 **build.metadata.get(r.port, {}),
             },
         )
     yield from warnings
+
+
+def changed_inputs(build: BuildContext, ports: list[OutputPort]) -> dict[str, list[str]]:
+    """What this publish changes for consumers, as partition keys per asset: the partitions
+    of partitioned ports it replaces, and the landing partitions whose deliveries are new or
+    different since the previous version (a consumer that ingests the same source rebuilds
+    exactly those partitions)."""
+    changed: dict[str, list[str]] = {}
+    if build.scope is not None:
+        for p in ports:
+            if p.partition:
+                changed[p.ref] = list(build.scope.keys)
+    before: dict[str, dict[str, str]] = {}
+    previous = lake.latest_info(build.con, build.domain.name, ports[0].name)
+    if previous is not None:
+        before = previous.get("delivery_versions") or {}
+    for source, versions in build.delivery_versions.items():
+        cadence = build.domain.source(source).partitioning
+        new = sorted(
+            part for part, sha in versions.items() if before.get(source, {}).get(part) != sha
+        )
+        if new:
+            keys = (
+                new if cadence is None else [_key_of(build.domain.source(source), k) for k in new]
+            )
+            changed[f"landing/{source}"] = sorted(set(keys))
+    return changed
+
+
+def _key_of(source, folder: str) -> str:
+    from .partitions import key_for_folder
+    from .sources import delivery_rules, partition_date
+
+    day = partition_date(delivery_rules(source), folder)
+    return folder if day is None else key_for_folder(source.partitioning, day)

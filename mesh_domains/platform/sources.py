@@ -613,7 +613,7 @@ def verdict_path(delivery: Delivery) -> Path:
     return mesh_paths().data / "verdicts" / delivery.source / f"{delivery.partition}.json"
 
 
-def _stat_key(path: Path) -> list[int]:
+def stat_key(path: Path) -> list[int]:
     st = path.stat()
     return [st.st_size, st.st_mtime_ns, st.st_ino]
 
@@ -631,7 +631,7 @@ def passed_before(source: SourcePort, delivery: Delivery) -> str | None:
         return None
     if kept.get("rules") != _rules_digest(source) or kept.get("file") != str(delivery.path):
         return None
-    if kept.get("stat") == _stat_key(delivery.path):
+    if kept.get("stat") == stat_key(delivery.path):
         return kept["sha256"]
     sha = content_hash(delivery.path)
     return sha if sha == kept.get("sha256") else None
@@ -645,7 +645,7 @@ def record_pass(source: SourcePort, delivery: Delivery, rows: int, sha: str | No
     kept = {
         "file": str(delivery.path),
         "sha256": sha,
-        "stat": _stat_key(delivery.path),
+        "stat": stat_key(delivery.path),
         "rules": _rules_digest(source),
         "rows": rows,
         "checked_at": datetime.now(UTC).isoformat(),
@@ -749,12 +749,15 @@ def load_source(
     *,
     latest_only: bool = False,
     log: Any = None,
-) -> tuple[str, list[Delivery]]:
+    within: tuple[date, date] | None = None,
+) -> tuple[str, list[Delivery], dict[str, str]]:
     """Load a source's deliveries (checked) into table ``source_<name>`` with a ``_partition``.
 
     ``latest_only`` keeps only the newest partition, for full-snapshot sources; the placement
-    of every delivery (file name, partition folder) is still checked. Every bad delivery is
-    quarantined; one :class:`ContractViolation` then reports them all.
+    of every delivery (file name, partition folder) is still checked. ``within`` (first, last
+    day) keeps the deliveries whose period overlaps it: a partitioned build reads only its own
+    periods. Every bad delivery is quarantined; one :class:`ContractViolation` then reports
+    them all. Returns the table, the deliveries loaded, and their content hashes by partition.
     """
     log = log or logger
     found, misfiled = _survey(source, log)
@@ -777,10 +780,13 @@ def load_source(
             valid.append(delivery)
     if rules.partition.format:
         valid.sort(key=lambda d: partition_date(rules, d.partition))
+    if within is not None and rules.partition.format and not latest_only:
+        valid = [d for d in valid if _overlaps(source, rules, d.partition, within)]
     chosen = valid[-1:] if latest_only else valid
     table = f"source_{source.name}"
     con.execute(f"drop table if exists {table}")
     loaded: list[Delivery] = []
+    versions: dict[str, str] = {}
     for delivery in chosen:
         sha = passed_before(source, delivery)
         try:
@@ -792,7 +798,8 @@ def load_source(
             continue
         if sha is None:
             rows = con.execute(f"select count(*) from {typed}").fetchone()[0]
-            record_pass(source, delivery, rows)
+            sha = record_pass(source, delivery, rows)
+        versions[delivery.partition] = sha
         select = f"select *, ?::varchar as _partition from {typed}"
         if loaded:
             con.execute(f"insert into {table} {select}", [delivery.partition])
@@ -807,5 +814,20 @@ def load_source(
             )
         raise _rejected_together(domain, rejected)
     if not loaded:
+        if within is not None:  # no delivery in these periods: an empty table of the source
+            con.execute(f"create table {table} as {_empty_select(source)}")
+            return table, [], {}
         raise MissingInputError(f"domain {domain!r}: no usable delivery of {source.name!r}")
-    return table, chosen
+    return table, chosen, versions
+
+
+def _overlaps(source: SourcePort, rules: DeliveryRules, partition: str, within) -> bool:
+    period, _ = partition_period(source, rules, partition)
+    return period is None or (period[0] <= within[1] and period[1] >= within[0])
+
+
+def _empty_select(source: SourcePort) -> str:
+    cols = ", ".join(
+        f"null::{DUCKDB_TYPES[c.type]} as {_q(c.name)}" for c in source.contract.columns
+    )
+    return f"select {cols}, null::varchar as _partition where false"

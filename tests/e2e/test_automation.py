@@ -1,5 +1,7 @@
-"""Cross-domain automation with Dagster's declarative automation: a published upstream port
-requests the downstream ports; an upstream whose blocking contract check failed does not."""
+"""Cross-domain automation, one mechanism per edge: a published upstream port starts its
+consumer exactly once through the consumer's process-linkage sensor; an upstream
+materialization that is not a passing published port version starts nothing; and no port
+carries declarative automation on another domain's ports (which would start it twice)."""
 
 from __future__ import annotations
 
@@ -11,58 +13,51 @@ import pytest
 from mesh_domains.platform.build import domain_job
 
 pytestmark = pytest.mark.slow
-DOWNSTREAM = {
-    dg.AssetKey(["physician_dw", p])
-    for p in ("dim_physician", "fact_rx_weekly", "physician_brand_share")
-}
+PHYSICIANS = dg.AssetKey(["physician_master", "physicians"])
 
 
-def global_graph() -> dg.Definitions:
-    """What the workspace's global asset graph holds: every domain's executable assets, and
-    the landing sources once (each code location names them as external assets)."""
-    assets, external = [], {}
-    for name in ("physician_master", "physician_dw"):
-        defs = importlib.import_module(f"mesh_domains.{name}.definitions").defs
-        for a in defs.assets:
-            if isinstance(a, dg.AssetsDefinition) and a.is_executable:
-                assets.append(a)
-            elif isinstance(a, dg.AssetSpec) and a.key.path[0] == "landing":
-                external[a.key] = a
-    return dg.Definitions(assets=[*assets, *external.values()])
+def linkage():
+    defs = importlib.import_module("mesh_domains.physician_dw.definitions").defs
+    return defs.get_sensor_def("physician_dw_linkage")
 
 
-def requested(result) -> set[dg.AssetKey]:
-    return {k for k in DOWNSTREAM if result.get_num_requested(k)}
+def tick(sensor, instance, cursor):
+    result = sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+    return result.run_requests, result.cursor
 
 
-def test_upstream_publish_requests_downstream_and_a_failed_check_does_not(mesh):
-    defs = global_graph()
+def test_an_upstream_publish_starts_the_consumer_once_and_nothing_else_does(mesh):
+    sensor = linkage()
     assert mesh.run_job("physician_master").success
     assert mesh.run_job("physician_dw").success
-    settled = dg.evaluate_automation_conditions(defs=defs, instance=mesh.instance)
-    assert requested(settled) == set()  # everything is up to date
+    requests, cursor = tick(sensor, mesh.instance, None)
+    assert requests == []  # the first tick takes what was built as handled
 
-    # physician_master publishes a new version: all of physician_dw's ports are requested
-    assert domain_job("physician_master").execute_in_process(instance=mesh.instance).success
-    after_publish = dg.evaluate_automation_conditions(
-        defs=defs, instance=mesh.instance, cursor=settled.cursor
-    )
-    assert requested(after_publish) == DOWNSTREAM
+    published = domain_job("physician_master").execute_in_process(instance=mesh.instance)
+    assert published.success
+    requests, cursor = tick(sensor, mesh.instance, cursor)
+    assert len(requests) == 1  # one run for two ports published together
+    assert requests[0].run_key == f"linkage:{published.run_id}"
+    assert requests[0].tags["mesh/upstream_domain"] == "physician_master"
+    assert {k.path[-1] for k in requests[0].asset_selection} == {
+        "dim_physician",
+        "physician_brand_share",
+    }  # no new delivery: the weekly fact has no partition to rebuild
+    requests, cursor = tick(sensor, mesh.instance, cursor)
+    assert requests == []  # exactly once
 
-    # a new upstream materialization whose blocking contract check failed: nothing requested
-    assert mesh.run_job("physician_dw").success
-    settled = dg.evaluate_automation_conditions(
-        defs=defs, instance=mesh.instance, cursor=after_publish.cursor
-    )
-    key = dg.AssetKey(["physician_master", "physicians"])
-    mesh.instance.report_runless_asset_event(dg.AssetMaterialization(key))
-    mesh.instance.report_runless_asset_event(
-        dg.AssetCheckEvaluation(
-            asset_key=key, check_name="contract", passed=False, severity=dg.AssetCheckSeverity.ERROR
-        )
-    )
-    blocked = dg.evaluate_automation_conditions(
-        defs=defs, instance=mesh.instance, cursor=settled.cursor
-    )
-    assert dg.AssetKey(["physician_dw", "dim_physician"]) not in requested(blocked)
-    assert dg.AssetKey(["physician_dw", "fact_rx_weekly"]) not in requested(blocked)
+    # a materialization that is not a published port version (no contract, no version)
+    mesh.instance.report_runless_asset_event(dg.AssetMaterialization(PHYSICIANS))
+    requests, cursor = tick(sensor, mesh.instance, cursor)
+    assert requests == []
+
+
+def test_ports_leave_other_domains_and_landing_to_the_sensors():
+    """The eager condition of every port ignores its cross-domain and landing dependencies."""
+    defs = importlib.import_module("mesh_domains.physician_dw.definitions").defs
+    graph = defs.resolve_asset_graph()
+    dim = graph.get(dg.AssetKey(["physician_dw", "dim_physician"])).automation_condition
+    text = str(dim)
+    assert "ignore_selection=KeysAssetSelection(selected_keys=[AssetKey(['physician_master'" in text
+    assert "all_deps_blocking_checks_passed" in text
+    assert "in_latest_time_window" not in text

@@ -118,6 +118,8 @@ def test_sql_expression_agrees_with_python():
     con = duckdb.connect()
     con.execute("create table t (i integer, npi varchar)")
     con.executemany("insert into t values (?, ?)", list(enumerate(values)))
-    got = [ok for (ok,) in con.execute(f"select {npi_valid_sql('npi')} from t order by i").fetchall()]
+    got = [
+        ok for (ok,) in con.execute(f"select {npi_valid_sql('npi')} from t order by i").fetchall()
+    ]
     assert got == [is_valid_npi(v) for v in values]
     assert 0 < sum(got) < len(values)

@@ -16,6 +16,10 @@ final as (
         rx.is_projected
     from rx
     inner join physicians on physicians.npi = rx.npi
+    {% if var('partition_start', none) %}
+    -- a partitioned build: only the weeks being published
+    where rx.week_ending between '{{ var("partition_start") }}' and '{{ var("partition_end") }}'
+    {% endif %}
 )
 
 select * from final

@@ -1,0 +1,321 @@
+"""Sensors that start a domain: arrivals in the landing zone, and process linkage.
+
+Two of the three kinds of edge that start a domain's runs are sensors (the third, port → port
+inside a domain, is declarative automation: see :func:`.definitions.port_automation`):
+
+- **arrival** (``<domain>_arrivals``): for the landing sources a domain ingests first (no
+  upstream domain ingests them), a new or replaced delivery is recorded as a materialization of
+  its landing partition, with the file's SHA-256 as data version, and exactly the partitions it
+  feeds are requested. The run key is made of the deliveries' hashes, so a re-scan requests
+  nothing new and a corrected re-delivery of an old week requests that week again. On its
+  first tick the sensor takes the landing zone as it finds it as the baseline when the domain
+  has been built before (``mesh build``), and requests a first build when it has not.
+- **process linkage** (``<domain>_linkage``): "I am done, you start, here are the parameters".
+  When an upstream domain publishes (a materialization that carries a port version), the
+  domain is started exactly once per upstream run (run key = that run id), with the partitions
+  the upstream publish changed mapped onto its own partitioned ports, the upstream run's
+  variation and parameters on the run's tags and config.
+
+Both run in the domain's own code location, default RUNNING, every few seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+
+import dagster as dg
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
+
+from .descriptor import Domain, OutputPort, SourcePort, discover_domains
+from .partitions import Cadence, key_for_folder, map_keys, partitions_def
+from .sources import (
+    content_hash,
+    deliveries,
+    delivery_rules,
+    partition_date,
+    passed_before,
+    stat_key,
+)
+
+SENSOR_INTERVAL_S = 5
+PARAM_TAG = "mesh/param/"
+
+
+def entry_sources(domain: Domain) -> list[SourcePort]:
+    """The sources ``domain`` ingests that no domain upstream of it ingests: their arrivals
+    start this domain; the others reach it through its upstream's publish."""
+    domains = discover_domains()
+    upstream, frontier = set(), set(domain.upstream_domains)
+    while frontier:
+        upstream |= frontier
+        frontier = {u for d in frontier for u in domains[d].upstream_domains} - upstream
+    taken = {s.name for d in upstream for s in domains[d].sources}
+    return [s for s in domain.sources if s.name not in taken]
+
+
+def landing_partition(source: SourcePort, folder: str) -> str | None:
+    """The partition key of a delivery folder (None: unpartitioned source or bad folder)."""
+    cadence = source.partitioning
+    day = partition_date(delivery_rules(source), folder) if cadence else None
+    if day is None:
+        return None
+    key = key_for_folder(cadence, day)
+    return key if partitions_def(cadence).has_partition_key(key) else None
+
+
+class DomainGraph:
+    """What a domain's sensors need to know about its own assets: which ports each port's
+    step publishes with it (a step is not split), and what each port depends on."""
+
+    def __init__(self, domain: Domain, own: Sequence[dg.AssetsDefinition]):
+        self.domain = domain
+        self.steps: dict[str, list[str]] = {}
+        self.deps: dict[str, list[str]] = {}
+        self.ops: list[str] = []
+        for assets in own:
+            names = [k.path[-1] for k in assets.keys]
+            self.ops.append(assets.op.name)
+            for spec in assets.specs:
+                name = spec.key.path[-1]
+                self.steps[name] = names
+                self.deps[name] = [d.asset_key.to_user_string() for d in spec.deps]
+
+    def port(self, name: str) -> OutputPort:
+        return self.domain.output_port(name)
+
+    def with_steps(self, names) -> list[dg.AssetKey]:
+        full = {n for name in names for n in self.steps[name]}
+        return [dg.AssetKey([self.domain.name, n]) for n in sorted(full)]
+
+    def partitioned(self) -> list[str]:
+        return [n for n in self.steps if self.port(n).partition]
+
+    def unpartitioned(self) -> list[str]:
+        return [n for n in self.steps if not self.port(n).partition]
+
+    def run_config(self, params: dict) -> dict:
+        """Hand parameters over to every step that declares them."""
+        declared = {p.name for p in self.domain.parameters}
+        given = {k: v for k, v in params.items() if k in declared}
+        if not given:
+            return {}
+        return {"ops": {op: {"config": given} for op in self.ops}}
+
+
+def _cadence_of(key: str) -> Cadence | None:
+    domain, name = key.split("/", 1)
+    if domain == "landing":
+        from .descriptor import load_landing
+
+        source = load_landing().get(name)
+        return source.partitioning if source else None
+    owner = discover_domains().get(domain)
+    partition = owner.output_port(name).partition if owner else None
+    return partition.cadence if partition else None
+
+
+def partitions_to_build(graph: DomainGraph, changed: dict[str, list[str]]) -> dict[str, list[str]]:
+    """For each partitioned port, the keys that ``changed`` (asset -> keys) reaches."""
+    out: dict[str, list[str]] = {}
+    for name in graph.partitioned():
+        cadence = graph.port(name).partition.cadence
+        keys: set[str] = set()
+        for dep in graph.deps[name]:
+            source_cadence = _cadence_of(dep)
+            if dep in changed and source_cadence is not None:
+                keys.update(map_keys(source_cadence, cadence, changed[dep]))
+        if keys:
+            out[name] = sorted(keys)
+    return out
+
+
+def _built(instance: dg.DagsterInstance, domain: Domain) -> bool:
+    return any(
+        instance.get_latest_materialization_event(dg.AssetKey(p.key)) is not None
+        for p in domain.output_ports
+    )
+
+
+def _digest(items) -> str:
+    return hashlib.sha256(json.dumps(sorted(items)).encode()).hexdigest()[:20]
+
+
+def arrival_sensor(graph: DomainGraph) -> dg.SensorDefinition | None:
+    domain = graph.domain
+    sources = entry_sources(domain)
+    if not sources:
+        return None
+
+    @dg.sensor(
+        name=f"{domain.name}_arrivals",
+        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        target=dg.AssetSelection.assets(*graph.with_steps(graph.steps)),
+        description=f"Records new or replaced deliveries of {', '.join(s.name for s in sources)} "
+        f"(data version = the file's SHA-256) and starts exactly the {domain.name} partitions "
+        "they feed.",
+    )
+    def _arrivals(context: dg.SensorEvaluationContext):
+        first_tick = not context.cursor
+        seen = json.loads(context.cursor) if context.cursor else {}
+        events, changed = [], []
+        for source in sources:
+            for delivery in deliveries(source):
+                ident = f"{source.name}/{delivery.partition}"
+                stat = stat_key(delivery.path)
+                old = seen.get(ident)
+                if first_tick and _built(context.instance, domain):
+                    # the landing zone as found is what the mesh was built from: the baseline
+                    seen[ident] = [
+                        stat,
+                        passed_before(source, delivery) or content_hash(delivery.path),
+                    ]
+                    continue
+                if old and old[0] == stat:
+                    continue
+                sha = content_hash(delivery.path)
+                seen[ident] = [stat, sha]
+                if old and old[1] == sha:
+                    continue
+                key = landing_partition(source, delivery.partition)
+                events.append(
+                    dg.AssetMaterialization(
+                        asset_key=["landing", source.name],
+                        partition=key,
+                        tags={DATA_VERSION_TAG: sha},
+                        description=f"delivery {delivery.display} arrived",
+                        metadata={"file": delivery.display, "sha256": sha},
+                    )
+                )
+                changed.append((source.name, delivery.partition, key, sha))
+        requests = _arrival_requests(graph, changed)
+        context.log.info(f"{len(changed)} new or replaced deliveries; {len(requests)} run(s)")
+        return dg.SensorResult(run_requests=requests, asset_events=events, cursor=json.dumps(seen))
+
+    return _arrivals
+
+
+def _arrival_requests(graph: DomainGraph, changed: list[tuple]) -> list[dg.RunRequest]:
+    """One run of the unpartitioned ports the changed sources feed, and one run per partition
+    of the partitioned ports they feed."""
+    if not changed:
+        return []
+    requests = []
+    landing = {f"landing/{s}" for s, *_ in changed}
+    fed = [n for n in graph.unpartitioned() if set(graph.deps[n]) & landing]
+    if fed:
+        requests.append(
+            dg.RunRequest(
+                run_key=f"arrival:{_digest([c[3] for c in changed])}",
+                asset_selection=graph.with_steps(fed),
+                tags={
+                    "mesh/trigger": "arrival",
+                    "mesh/deliveries": ",".join(f"{s}/{p}" for s, p, _, _ in changed)[:1000],
+                },
+            )
+        )
+    by_key: dict[str, list[str]] = {}
+    for s, _, key, _ in changed:
+        if key is not None:
+            by_key.setdefault(f"landing/{s}", []).append(key)
+    targets = partitions_to_build(graph, by_key)
+    for name, keys in targets.items():
+        for key in keys:
+            shas = [c[3] for c in changed if c[2] is not None]
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"arrival:{name}:{key}:{_digest(shas)}",
+                    partition_key=key,
+                    asset_selection=graph.with_steps([name]),
+                    tags={"mesh/trigger": "arrival"},
+                )
+            )
+    return requests
+
+
+def linkage_sensor(graph: DomainGraph) -> dg.SensorDefinition | None:
+    domain = graph.domain
+    upstream = [ref for ref in domain.input_ports if ref.domain != domain.name]
+    if not upstream:
+        return None
+
+    @dg.sensor(
+        name=f"{domain.name}_linkage",
+        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        target=dg.AssetSelection.assets(*graph.with_steps(graph.steps)),
+        description=f"Process linkage: starts {domain.name} once per upstream publish of "
+        f"{', '.join(r.ref for r in upstream)}, with the partitions it changed and its parameters.",
+    )
+    def _linkage(context: dg.SensorEvaluationContext):
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        publishes: dict[str, dict] = {}
+        for ref in upstream:
+            records = _new_publishes(context.instance, ref.key, cursor)
+            for record in records:
+                cursor[ref.ref] = record.storage_id
+                meta = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+                if "port_version" not in meta or record.run_id in ("", None):
+                    continue  # not a published port version
+                run = publishes.setdefault(
+                    record.run_id, {"domain": ref.domain, "versions": {}, "changed": {}}
+                )
+                run["versions"][ref.ref] = meta["port_version"]
+                for key, keys in (meta.get("mesh/changed") or {}).items():
+                    run["changed"][key] = sorted(set(run["changed"].get(key, [])) | set(keys))
+                variation = meta.get("variation_detail") or {}
+                run["params"] = variation.get("params") or {}
+        requests = [_linkage_request(graph, run_id, run) for run_id, run in publishes.items()]
+        return dg.SensorResult(run_requests=[r for r in requests if r], cursor=json.dumps(cursor))
+
+    return _linkage
+
+
+def _new_publishes(instance: dg.DagsterInstance, key: list[str], cursor: dict):
+    """Materializations of ``key`` after the cursor; on the first evaluation the history is
+    taken as already handled (the mesh was built before the sensor started)."""
+    ref = "/".join(key)
+    if ref not in cursor:
+        latest = instance.fetch_materializations(dg.AssetKey(key), limit=1, ascending=False)
+        cursor[ref] = latest.records[0].storage_id if latest.records else 0
+        return []
+    result = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), after_storage_id=cursor[ref]),
+        limit=100,
+        ascending=True,
+    )
+    return result.records
+
+
+def _linkage_request(graph: DomainGraph, run_id: str, run: dict) -> dg.RunRequest | None:
+    tags = {
+        "mesh/trigger": "process linkage",
+        "mesh/upstream_domain": run["domain"],
+        "mesh/upstream_run": run_id,
+        "mesh/upstream_versions": json.dumps(run["versions"], sort_keys=True),
+        **{f"{PARAM_TAG}{k}": str(v) for k, v in (run.get("params") or {}).items()},
+    }
+    targets = partitions_to_build(graph, run["changed"])
+    keys = sorted({k for ks in targets.values() for k in ks})
+    if keys:
+        names = list(graph.steps)
+        tags["dagster/asset_partition_range_start"] = keys[0]
+        tags["dagster/asset_partition_range_end"] = keys[-1]
+        tags["mesh/partitions"] = ",".join(keys)[:1000]
+    else:
+        names = graph.unpartitioned()
+    if not names:
+        return None
+    return dg.RunRequest(
+        run_key=f"linkage:{run_id}",
+        asset_selection=graph.with_steps(names),
+        tags=tags,
+        run_config=graph.run_config(run.get("params") or {}),
+    )
+
+
+def domain_sensors(domain: Domain, own: Sequence[dg.AssetsDefinition]) -> list:
+    graph = DomainGraph(domain, own)
+    return [s for s in (arrival_sensor(graph), linkage_sensor(graph)) if s is not None]
