@@ -173,17 +173,27 @@ def _state(name: str, printed, failed, skipped, statuses: list[str]) -> str:
     return "unknown"
 
 
-def timeline(build: Timed, done_marks: dict[str, str]) -> dict:
-    """Where the wall time of ``mesh build`` went: its start-up until it prints
-    ``building the mesh``, the domains (until the last one is reported built), the wrap-up
-    (status table, exit). Seconds from the start, from the moment each line was read."""
+def timeline(build: Timed, done_marks: dict[str, str], seconds: dict[str, float]) -> dict:
+    """Where the wall time of ``mesh build`` went, in four parts: its start-up (until it
+    prints ``building the mesh``), the wait until the first domain starts (its ``built`` line's
+    time minus the domain's own seconds), the domains (until the last one is reported built),
+    the wrap-up (status table, exit). Times are taken when each line was read."""
     banner = build.marks.get(BUILD_BANNER)
     done = {n: build.marks[m] for n, m in done_marks.items() if m in build.marks}
-    last = max(done.values()) if len(done) == len(done_marks) else None
+    started = {n: t - seconds[n] for n, t in done.items() if seconds.get(n) is not None}
+    complete = len(done) == len(done_marks) and banner is not None and started
+    first = min(started.values()) if complete else None
+    last = max(done.values()) if complete else None
+
+    def span(a, b):
+        return None if a is None or b is None else round(b - a, 3)
+
     return {
         "start_up_s": None if banner is None else round(banner, 3),
-        "domains_s": None if banner is None or last is None else round(last - banner, 3),
-        "wrap_up_s": None if last is None else round(build.seconds - last, 3),
+        "to_first_domain_s": span(banner, first),
+        "domains_s": span(first, last),
+        "wrap_up_s": span(last, build.seconds),
+        "domain_started_at_s": {n: round(t, 3) for n, t in started.items()},
         "domain_done_at_s": {n: round(t, 3) for n, t in done.items()},
     }
 
@@ -233,9 +243,10 @@ def measure_scale(scale: float, args, setup: dict, domains) -> dict:
     out["build"] = {
         **build.as_dict(),
         "domains": build_domains(build, status, runs, domains),
-        "timeline": timeline(build, done_marks),
         "ports": status,
     }
+    own = {n: d["cli_s"] for n, d in out["build"]["domains"].items()}
+    out["build"]["timeline"] = timeline(build, done_marks, own)
     if not build.ok:
         out["build"]["error"] = build.tail(40)
     verdict = "ok" if build.ok else "FAILED"
@@ -445,9 +456,10 @@ def table(report: dict) -> str:
         lambda s: _s(s["build"]["seconds"]) + ("" if s["build"]["returncode"] == 0 else " FAILED"),
     )
     row(
-        "  start-up / domains / wrap-up",
+        "  start-up / to 1st domain / domains / end",
         lambda s: " / ".join(
-            _s(s["build"]["timeline"][k]) for k in ("start_up_s", "domains_s", "wrap_up_s")
+            _s(s["build"]["timeline"][k])
+            for k in ("start_up_s", "to_first_domain_s", "domains_s", "wrap_up_s")
         ),
     )
     for d in domains:
