@@ -298,9 +298,29 @@ def measure_scale(scale: float, args, setup: dict, domains) -> dict:
     elif setup["mono"]:
         out["monolith"] = {"error": out["floor"].get("monolith_inputs_error", "floor failed")}
     out["ratios"] = ratios(out)
+    out["rows_match"] = rows_match(out)
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
     return out
+
+
+def rows_match(scale: dict) -> dict:
+    """Whether the floor made the same ports as the mesh published: equal row counts per port
+    (a cheap proof that the floor ran the same SQL on the same inputs)."""
+    published = {
+        (p.get("domain"), p.get("port")): p.get("rows") for p in scale["build"].get("ports", [])
+    }
+    made = {
+        (d, port): rows
+        for d, result in scale["floor"].get("domains", {}).items()
+        for port, rows in result.get("ports", {}).items()
+    }
+    differ = [
+        f"{d}/{p}: mesh {published.get((d, p))}, floor {rows}"
+        for (d, p), rows in made.items()
+        if published.get((d, p)) != rows
+    ]
+    return {"ports": len(made), "equal": len(made) - len(differ), "differ": differ}
 
 
 def _total(part: dict | None) -> float | None:
@@ -482,6 +502,10 @@ def table(report: dict) -> str:
     )
     for d in domains:
         row(f"  {d}", lambda s, d=d: _s(s["floor"]["domains"][d]["seconds"], 2))
+    row(
+        "  ports with the mesh's row counts",
+        lambda s: f"{s['rows_match']['equal']}/{s['rows_match']['ports']}",
+    )
     if report["dbt_domains"]:
         row(
             "monolithic dbt build",
