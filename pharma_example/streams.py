@@ -33,6 +33,15 @@ def unique_draw(rng: np.random.Generator, n: int, low: int, high: int, taken=Non
         _, first = np.unique(fresh, return_index=True)
         keep = np.zeros(len(fresh), bool)
         keep[first] = True
-        keep &= ~np.isin(fresh, taken, assume_unique=False)
+        keep &= ~_member(fresh, taken)
         out = fresh[keep]
     return out
+
+
+def _member(values: np.ndarray, sorted_pool: np.ndarray) -> np.ndarray:
+    """Which values are in ``sorted_pool`` (binary search: the pool is neither copied nor
+    re-sorted, which matters when it holds a million ids and the draw a handful)."""
+    if not len(sorted_pool):
+        return np.zeros(len(values), bool)
+    at = np.minimum(np.searchsorted(sorted_pool, values), len(sorted_pool) - 1)
+    return sorted_pool[at] == values

@@ -75,15 +75,16 @@ WAC = np.array([n.wac_unit_price for n in NDCS])
 EPOCH = date(1970, 1, 1)
 
 
-def _claim_id(day: str, seq: str) -> str:
-    """SQL for a claim id: CLM, the transaction day (YYYYMMDD), the day's sequence number."""
-    on = f"strftime(date '1970-01-01' + {day}::integer, '%Y%m%d')"
-    return f"'CLM' || {on} || lpad({seq}::varchar, 8, '0')"
+def _claim_numbers(day: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """Claim numbers YYYYMMDD (the transaction day) followed by the day's 8-digit sequence."""
+    days, which = np.unique(day, return_inverse=True)
+    stamp = [int((EPOCH + timedelta(days=int(d))).strftime("%Y%m%d")) for d in days]
+    return np.array(stamp, np.int64)[which] * 100_000_000 + seq
 
 
 SELECT = f"""
-select {_claim_id("tx_day", "seq")} as claim_id,
-       case when status = {REVERSAL} then {_claim_id("orig_day", "orig_seq")} end as reversal_of,
+select 'CLM' || claim_no::varchar as claim_id,
+       case when status = {REVERSAL} then 'CLM' || orig_no::varchar end as reversal_of,
        date '1970-01-01' + tx_day::integer as transaction_date,
        date '1970-01-01' + fill_day::integer as fill_date,
        md5('{{salt}}:' || npi::varchar || ':' || patient::varchar) as patient_token,
@@ -259,4 +260,6 @@ class Claims:
         rows = Batch.concat(claims, due)
         rows = rows.take(np.lexsort((rows.seq, rows.tx_day)))
         columns = {f.name: getattr(rows, f.name) for f in fields(Batch)}
+        columns["claim_no"] = _claim_numbers(rows.tx_day, rows.seq)
+        columns["orig_no"] = _claim_numbers(rows.orig_day, rows.orig_seq)
         out.write(SOURCE, rx.week_ending, columns, SELECT.replace("{salt}", str(int(self.seed))))

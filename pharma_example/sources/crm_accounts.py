@@ -196,7 +196,9 @@ def write(out: Landing, seed: int, roster: Roster, force: SalesForce, days: list
     doubles = rng.choice(
         loaded, min(len(loaded), max(1, round(len(loaded) * DUPLICATES))), replace=False
     )
-    waiting = np.setdiff1d(np.arange(n), loaded)
+    unloaded = np.ones(n, bool)
+    unloaded[loaded] = False
+    waiting = np.flatnonzero(unloaded)
     empty = np.empty(0, np.int64)
     acc = Accounts(*(empty.copy() for _ in fields(Accounts)))
     names = Names()

@@ -84,7 +84,16 @@ CAMPAIGNS = (
         date(2025, 1, 6),
         date(2026, 10, 24),
     ),
+    Campaign(
+        "CDX-DTC-ADHERE",
+        "CARDIOLEX adherence",
+        "CARDIOLEX",
+        "consumer",
+        ("radio",),
+        date(2024, 1, 1),
+    ),
 )
+FIRST_CAMPAIGN = min(c.start for c in CAMPAIGNS)  # every day from here has a radio row
 CHANNELS = ("email", "web", "radio")
 AUDIENCES = ("hcp", "consumer")
 HCP_EMAIL_ON_FILE, CONSUMERS_PER_PHYSICIAN = 0.45, 0.6

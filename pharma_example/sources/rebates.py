@@ -5,7 +5,9 @@ the payer lists it on that tier in that channel, with the term's effective date 
 run two years and are renewed under a new id; a payer may amend the rates mid-contract (a new
 term from the first of a month), so a quarter's file can hold two terms of one contract with
 adjacent date ranges. Each file lists every term that overlaps the quarter (a term spanning
-quarters appears in each). ZENVIRA's contracts start after its launch, payer by payer.
+quarters appears in each). An amendment is not known before it takes effect: until then the
+running term shows the contract's last day as its end, and a later quarter's file restates it
+ending the day before the amendment. ZENVIRA's contracts start after its launch, payer by payer.
 Medicaid rates are the statutory 23.1% plus a supplemental rebate, the same on every tier.
 """
 

@@ -141,6 +141,9 @@ def test_bad_arguments_are_refused(tmp_path):
         generate(tmp_path, scale=0)
     with pytest.raises(ValueError, match="quarters"):
         generate(tmp_path, scale=1, quarters=0)
+    with pytest.raises(ValueError, match="NPP starts"):
+        generate(tmp_path, scale=1, days=2000)
+    assert not any(tmp_path.iterdir())  # refused before writing anything
 
 
 def test_identifiers_have_their_formats(rows):
