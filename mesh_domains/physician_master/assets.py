@@ -77,6 +77,18 @@ def master_physicians(build: BuildContext) -> dict:
     rx = build.source("rx_weekly")
     _nickname_table(build)
     con = build.con
+    if build.params.get("states"):  # a subset (e.g. the canary's): these states' physicians
+        states = [s.strip().upper() for s in str(build.params["states"]).split(",") if s.strip()]
+        con.execute(
+            f"create or replace temp table ama_subset as "
+            f"select * from {ama} where list_contains(?, state)",
+            [states],
+        )
+        con.execute(
+            f"create or replace temp table rx_subset as select * from {rx} "
+            "where prescriber_npi in (select npi from ama_subset)"
+        )
+        ama, rx = "ama_subset", "rx_subset"
     con.execute(f"""
         create or replace temp table crm_current as
         with ranked as (

@@ -256,8 +256,9 @@ def partition_keys(domain: Domain, window: tuple[date, date] | None = None) -> l
 
 def _run_request(domain: Domain, job: dg.JobDefinition, options: BuildOptions) -> dict:
     """Tags, run config and asset selection of one domain's build run."""
+    params = {**domain.variation_params(mesh_env()), **options.params}
     window = options.window
-    as_of = options.params.get("as_of")
+    as_of = params.get("as_of")
     if as_of:  # an as-of build publishes no period after that day
         cut = date.fromisoformat(str(as_of))
         window = (window[0] if window else date.min, min(window[1], cut) if window else cut)
@@ -273,7 +274,7 @@ def _run_request(domain: Domain, job: dg.JobDefinition, options: BuildOptions) -
     elif any(p.partition for p in domain.output_ports):
         selection = [dg.AssetKey(p.key) for p in domain.output_ports if not p.partition]
     declared = {p.name for p in domain.parameters}
-    given = {k: v for k, v in options.params.items() if k in declared}
+    given = {k: v for k, v in params.items() if k in declared}
     ops = {}
     if given:
         module = importlib.import_module(f"mesh_domains.{domain.name}.definitions")

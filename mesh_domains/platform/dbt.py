@@ -47,7 +47,7 @@ from .ports import (
     staging_connection,
     user_errors,
 )
-from .settings import PROJECT_ROOT, MeshPaths, mesh_paths
+from .settings import PROJECT_ROOT, mesh_paths
 from .versioning import folder_hash
 
 DBT_PROJECTS = PROJECT_ROOT / "dbt_projects"
@@ -59,19 +59,19 @@ def dbt_executable() -> str:
     return str(Path(sys.executable).parent / "dbt")
 
 
-DATA_DIR_VAR = "{{ env_var('MESH_DATA_DIR') }}"
+STAGING_VAR = "MESH_DBT_STAGING_DB"
 
 
 def write_profile(domain: Domain, profiles_dir: Path) -> Path:
     """The domain's dbt profile: its main database is the domain's staging database.
 
-    Paths are rendered by dbt from ``MESH_DATA_DIR``, so the file is the same for every data
-    root: concurrent builds in different environments never rewrite each other's profile.
+    The path is rendered by dbt from ``MESH_DBT_STAGING_DB`` (set by the platform from the data
+    root and the environment's namespace), so the file is the same for every data root and
+    variation: concurrent builds in different environments never rewrite each other's profile.
     """
-    paths = MeshPaths(Path(DATA_DIR_VAR))
     output: dict[str, Any] = {
         "type": "duckdb",
-        "path": str(paths.staging_db(domain.name)),
+        "path": "{{ env_var('" + STAGING_VAR + "') }}",
         "threads": 1,
     }
     profiles_dir.mkdir(parents=True, exist_ok=True)
@@ -97,7 +97,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def profile_dir(domain: Domain, project_dir: Path) -> Path:
     """The generated dbt profile, one for parse and build alike (so partial parsing holds)."""
-    os.environ["MESH_DATA_DIR"] = str(mesh_paths().data)  # what the profile renders
+    os.environ[STAGING_VAR] = str(mesh_paths().staging_db(domain.name))  # what it renders
     directory = project_dir / "target" / "mesh_profile"
     write_profile(domain, directory)
     return directory

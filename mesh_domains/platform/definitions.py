@@ -305,4 +305,6 @@ def domain_definitions(
             *domain_sensors(domain, own),
         ],
         resources=resources or {},
+        # a domain's steps share one process: a step of its own would pay the imports again
+        executor=dg.in_process_executor,
     )

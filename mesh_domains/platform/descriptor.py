@@ -186,6 +186,11 @@ class Domain:
     glossary: dict[str, str] = field(default_factory=dict)
     management_ports: tuple[ManagementPort, ...] = ()
     parameters: tuple[Parameter, ...] = ()
+    variations: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def variation_params(self, env: str) -> dict[str, Any]:
+        """The parameters an environment variation sets (e.g. canary's declared subset)."""
+        return dict(self.variations.get(env, {}))
 
     @property
     def folder(self) -> Path:
@@ -238,6 +243,7 @@ _KNOWN_KEYS = {
         "glossary",
         "management_ports",
         "parameters",
+        "variations",
     },
     "source": {"description", "cadence", "file", "csv", "partition", "unique_across_deliveries"}
     | _CONTRACT_KEYS,
@@ -301,7 +307,27 @@ def _parse_domain(raw: dict, path: Path) -> Domain:
             _parse_parameter(n, p or {}, f"{where}: parameter {n}")
             for n, p in (raw.get("parameters") or {}).items()
         ),
+        variations=_parse_variations(raw, where),
     )
+
+
+def _parse_variations(raw: dict, where: str) -> dict[str, dict[str, Any]]:
+    """``variations: {canary: {params: {states: "MA,NY"}}}``: what each environment sets."""
+    from .settings import ENVIRONMENTS
+
+    declared = {n for n in (raw.get("parameters") or {})}
+    out = {}
+    for env, spec in (raw.get("variations") or {}).items():
+        _one_of(env, ENVIRONMENTS, f"{where}: variation")
+        params = (spec or {}).get("params") or {}
+        unknown = set(spec or {}) - {"params"} | (set(params) - declared)
+        if unknown:
+            raise DescriptorError(
+                f"{where}: variation {env}: unknown field(s) or undeclared parameter(s) "
+                f"{', '.join(sorted(unknown))} (parameters: {', '.join(sorted(declared))})"
+            )
+        out[env] = dict(params)
+    return out
 
 
 def _parse_parameter(name: str, raw: dict, where: str) -> Parameter:

@@ -132,15 +132,29 @@ def attach_port_reader(
     """Attach ``producer``'s lake read-only for ``consumer``, after checking every grant."""
     for port in ports:
         check_grant(consumer, producer, port)
-    catalog = mesh_paths().lake_catalog(producer.name)
+    paths = _reading(producer.name, consumer)
+    catalog = paths.lake_catalog(producer.name)
     if not catalog.exists():
         raise MissingInputError(
             f"domain {consumer!r} reads {producer.name!r}, whose lake {catalog} does not exist "
             f"yet: build {producer.name} first (mesh build)."
         )
     _load_extensions(con)
-    retrying(lambda: con.execute(lake_attach_sql(producer.name, read_only=True)))
+    retrying(lambda: con.execute(lake_attach_sql(producer.name, read_only=True, paths=paths)))
     return lake_alias(producer.name)
+
+
+def _reading(producer: str, consumer: str) -> MeshPaths:
+    """Which namespace of ``producer``'s storage ``consumer`` reads: a domain reads its own
+    namespace; another domain reads the canary lake when it runs as canary and the producer
+    has one, production otherwise."""
+    paths = mesh_paths()
+    if producer == consumer:
+        return paths
+    for candidate in paths.reading_order():
+        if candidate.lake_catalog(producer).exists():
+            return candidate
+    return paths.production()
 
 
 def pointer_path(domain: str) -> Path:
@@ -188,8 +202,15 @@ def served_ports(producer: str) -> dict[str, tuple[int, list[str]]]:
     """The served version and files of every port of ``producer``, read in one go: the
     pointer is replaced atomically per commit, so ports published together are pinned
     together."""
-    path = pointer_path(producer)
-    if not path.exists():
+    path = next(
+        (
+            p.lake_dir(producer) / "current.json"
+            for p in mesh_paths().reading_order()
+            if (p.lake_dir(producer) / "current.json").exists()
+        ),
+        None,
+    )
+    if path is None:
         return {}
     ports = json.loads(path.read_text())["ports"]
     return {name: (entry["version"], entry["files"]) for name, entry in ports.items()}

@@ -6,7 +6,11 @@ and production differ only in their environment:
 - ``MESH_DATA_DIR``: the data root (landing zone, lakes, staging, quarantine). Defaults to
   ``<project>/data``.
 - ``MESH_ENV``: the environment variation (``dev``, ``ci``, ``prod``, ``canary``). Defaults to
-  ``dev``.
+  ``dev``. It is recorded on every port version; ``canary`` also moves everything a build
+  writes into the canary namespace: each domain's canary lake ``data/lake/<domain>/canary/``,
+  its own staging database and its own Dagster instance (``$DAGSTER_HOME/canary``). A canary
+  build reads its inputs from the producers' canary lakes where they exist (consumers opt in
+  by running as canary) and from production otherwise; production never reads the canary.
 
 The Dagster instance lives in ``DAGSTER_HOME`` (``<project>/.dagster`` when unset, set by the
 ``mesh`` CLI and the Makefile).
@@ -15,18 +19,28 @@ The Dagster instance lives in ``DAGSTER_HOME`` (``<project>/.dagster`` when unse
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = ("dev", "ci", "prod", "canary")
+CANARY = "canary"
 
 
 @dataclass(frozen=True)
 class MeshPaths:
-    """The filesystem layout of one mesh: everything under a single data root."""
+    """The filesystem layout of one mesh: everything under a single data root, in the
+    production namespace (``""``) or the canary one."""
 
     data: Path
+    namespace: str = ""
+
+    def production(self) -> MeshPaths:
+        return replace(self, namespace="")
+
+    def reading_order(self) -> list[MeshPaths]:
+        """Where a build reads other domains' ports: its own namespace first, production next."""
+        return [self, self.production()] if self.namespace else [self]
 
     @property
     def landing(self) -> Path:
@@ -38,7 +52,8 @@ class MeshPaths:
 
     def lake_dir(self, domain: str) -> Path:
         """The domain's own storage: the "Where" of its ports."""
-        return self.data / "lake" / domain
+        base = self.data / "lake" / domain
+        return base / self.namespace if self.namespace else base
 
     def lake_catalog(self, domain: str) -> Path:
         return self.lake_dir(domain) / "catalog.sqlite"
@@ -48,11 +63,13 @@ class MeshPaths:
 
     def staging_db(self, domain: str) -> Path:
         """Private working database of a domain: ports are built and audited here, never read."""
-        return self.data / "staging" / f"{domain}.duckdb"
+        name = f"{domain}.{self.namespace}" if self.namespace else domain
+        return self.data / "staging" / f"{name}.duckdb"
 
 
 def mesh_paths() -> MeshPaths:
-    return MeshPaths(Path(os.environ.get("MESH_DATA_DIR", PROJECT_ROOT / "data")).resolve())
+    data = Path(os.environ.get("MESH_DATA_DIR", PROJECT_ROOT / "data")).resolve()
+    return MeshPaths(data, CANARY if mesh_env() == CANARY else "")
 
 
 def mesh_env() -> str:
@@ -63,4 +80,9 @@ def mesh_env() -> str:
 
 
 def default_dagster_home() -> Path:
-    return Path(os.environ.get("DAGSTER_HOME", PROJECT_ROOT / ".dagster")).resolve()
+    """The Dagster instance: ``DAGSTER_HOME`` (default ``.dagster``); a canary build keeps its
+    runs apart in ``<home>/canary`` unless ``MESH_CANARY_DAGSTER_HOME`` names another."""
+    home = Path(os.environ.get("DAGSTER_HOME", PROJECT_ROOT / ".dagster")).resolve()
+    if mesh_env() == CANARY:
+        return Path(os.environ.get("MESH_CANARY_DAGSTER_HOME", home / CANARY)).resolve()
+    return home

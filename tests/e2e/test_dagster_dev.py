@@ -1,0 +1,126 @@
+"""With ``dagster dev`` running (webserver, daemon, one code location per domain), a new
+weekly Rx delivery dropped into the landing zone flows through the mesh with no command
+typed: the arrival sensor starts physician_master, its publish starts physician_dw through
+process linkage, and physician_dw publishes only that week of its weekly fact."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from test_variations import NEW_KEY, NEW_WEEK, deliver_week, materialized
+
+from mesh_domains.platform.build import build_mesh
+from mesh_domains.platform.cli import INSTANCE_TEMPLATE
+from mesh_domains.platform.settings import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+DEADLINE_S = 420
+TINY = {"scale": 0.02, "seed": 7, "months": 2, "days": 3, "weeks": 3}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ticked(instance: dg.DagsterInstance, names: set[str]) -> bool:
+    """Every named sensor has been evaluated at least once by the daemon."""
+    seen = set()
+    for state in instance.all_instigator_state():
+        if state.name in names:
+            ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)
+            if ticks:
+                seen.add(state.name)
+    return seen == names
+
+
+def _runs(instance: dg.DagsterInstance, trigger: str) -> list[dg.DagsterRun]:
+    """Runs the sensors started (``mesh/trigger``: arrival, process linkage)."""
+    return list(instance.get_runs(filters=dg.RunsFilter(tags={"mesh/trigger": trigger})))
+
+
+class DevMesh:
+    def __init__(self, root: Path):
+        from pharma_example import generate
+
+        self.paths = type("P", (), {"landing": root / "data" / "landing"})()
+        self.env = {
+            **os.environ,
+            "MESH_DATA_DIR": str(root / "data"),
+            "DAGSTER_HOME": str(root / "dagster_home"),
+            "MESH_ENV": "ci",
+        }
+        Path(self.env["DAGSTER_HOME"]).mkdir(parents=True)
+        shutil.copy(INSTANCE_TEMPLATE, Path(self.env["DAGSTER_HOME"]) / "dagster.yaml")
+        generate(self.paths.landing, **TINY)
+
+    def landing_file(self, source: str) -> Path:
+        return sorted((self.paths.landing / source).glob("*/*.csv"))[-1]
+
+
+def test_a_dropped_delivery_propagates_with_dagster_dev_running(tmp_path, monkeypatch):
+    mesh = DevMesh(tmp_path)
+    for key in ("MESH_DATA_DIR", "DAGSTER_HOME", "MESH_ENV"):
+        monkeypatch.setenv(key, mesh.env[key])
+    with dg.DagsterInstance.get() as instance:
+        assert build_mesh(instance).ok  # what `make demo` leaves behind
+    dagster = str(Path(sys.executable).parent / "dagster")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=PROJECT_ROOT,
+        env=mesh.env,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "dagster_dev.log").open("w"),
+        start_new_session=True,
+    )
+    try:
+        with dg.DagsterInstance.get() as instance:
+            deadline = time.monotonic() + DEADLINE_S
+            sensors = {"physician_master_arrivals", "physician_dw_linkage"}
+            while not _ticked(instance, sensors):
+                assert proc.poll() is None, (tmp_path / "dagster_dev.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "the daemon never ticked the sensors"
+                time.sleep(2)
+            assert [
+                r
+                for r in _runs(instance, "physician_master")
+                if r.tags.get("mesh/trigger") == "arrival"
+            ] == []  # nothing new yet: no run
+
+            deliver_week(mesh, NEW_WEEK)  # no command typed from here on
+            warehouse = None
+            while warehouse is None or not warehouse.is_finished:
+                assert time.monotonic() < deadline, (tmp_path / "dagster_dev.log").read_text()[
+                    -3000:
+                ]
+                time.sleep(2)
+                linked = _runs(instance, "process linkage")
+                warehouse = linked[0] if linked else None
+            assert warehouse.status == dg.DagsterRunStatus.SUCCESS
+            arrivals = _runs(instance, "arrival")
+            assert len(arrivals) == 1 and len(_runs(instance, "process linkage")) == 1
+            assert len(arrivals) == 1 and arrivals[0].status == dg.DagsterRunStatus.SUCCESS
+            assert warehouse.tags["mesh/upstream_run"] == arrivals[0].run_id
+            assert materialized(type("M", (), {"instance": instance})(), warehouse.run_id) == {
+                "dim_physician": [None],
+                "fact_rx_weekly": [NEW_KEY],
+                "physician_brand_share": [None],
+            }
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
