@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import Mesh, _make_mesh
+from mesh_harness import Mesh, _make_mesh
 
 from mesh_domains.platform import lake
 from mesh_domains.platform.descriptor import discover_domains

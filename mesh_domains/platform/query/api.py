@@ -545,15 +545,23 @@ def create_app(
             security.require_owner(domain, authorization)
         except security.Unauthenticated as exc:
             raise Problem(401, str(exc)) from None
-        if request is not None and request.parameters:
+        parameters = dict(request.parameters) if request is not None else {}
+        declared = {p.name: p for p in mesh().domains[domain].parameters}
+        unknown = sorted(set(parameters) - set(declared))
+        if unknown:
+            known = ", ".join(sorted(declared)) or "none"
             raise Problem(
                 422,
-                "run parameters are not accepted yet (process linkage with parameters is "
-                "coming); ask without 'parameters' to build with the defaults",
+                f"unknown run parameter(s) {', '.join(unknown)} for domain {domain!r}; "
+                f"its descriptor declares: {known}",
             )
+        for name, value in parameters.items():
+            problem = _parameter_problem(declared[name].type, value)
+            if problem:
+                raise Problem(422, f"run parameter {name!r} of {domain!r}: {problem}")
         since = ev.latest_id(mesh().instance)
         try:
-            build = state["builds"].start(domain)
+            build = state["builds"].start(domain, parameters)
         except BuildAlreadyRunning as exc:
             raise Problem(409, str(exc)) from None
         body = build.as_dict() | {
@@ -563,6 +571,24 @@ def create_app(
         return Response(_json(body), status_code=202, media_type="application/json")
 
     return app
+
+
+def _parameter_problem(kind: str, value: Any) -> str | None:
+    """Why ``value`` is not a valid run parameter of type ``kind`` (None when it is)."""
+    import datetime as dt
+
+    if kind == "date":
+        try:
+            if len(str(value)) != 10:  # fromisoformat also takes week dates (2026-W40)
+                raise ValueError(value)
+            dt.date.fromisoformat(str(value))
+        except ValueError:
+            return f"{value!r} is not a date (YYYY-MM-DD)"
+        return None
+    checks = {"int64": int, "float64": (int, float), "boolean": bool, "string": str}
+    if not isinstance(value, checks[kind]) or (kind != "boolean" and isinstance(value, bool)):
+        return f"{value!r} is not a {kind}"
+    return None
 
 
 class KeptAnswers:

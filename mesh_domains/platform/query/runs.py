@@ -3,8 +3,9 @@
 A request starts ``mesh build --domain <d>`` as a process of its own, against the same Dagster
 instance and data root as the service: the build runs ``build_<d>`` exactly as the command line
 does, its run and events land in the instance, and the caller follows it on ``/events``. One
-build per domain at a time: a second request while one runs is refused. Parameters handed to
-the run (partition, as-of week …) belong to process linkage and are not accepted yet.
+build per domain at a time: a second request while one runs is refused. Parameters the domain
+declares (an as-of day …) are passed as ``--set key=value``: the run records them, and the
+process-linkage sensors hand them over to the domains that read it.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class BuildLauncher:
         self._lock = threading.Lock()
         self._builds: dict[str, BuildRequest] = {}
 
-    def start(self, domain: str) -> BuildRequest:
+    def start(self, domain: str, parameters: dict | None = None) -> BuildRequest:
         with self._lock:
             current = self._builds.get(domain)
             if current is not None and current.running:
@@ -68,7 +69,13 @@ class BuildLauncher:
             log.parent.mkdir(parents=True, exist_ok=True)
             with log.open("w") as out:
                 process = subprocess.Popen(
-                    [MESH, "build", "--domain", domain],
+                    [
+                        MESH,
+                        "build",
+                        "--domain",
+                        domain,
+                        *(a for k, v in (parameters or {}).items() for a in ("--set", f"{k}={v}")),
+                    ],
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
