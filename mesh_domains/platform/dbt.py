@@ -339,7 +339,7 @@ def _dbt_step(
                 for source in landing:
                     build.source(source)
                 for port in earlier:
-                    con.execute(f"drop table if exists main.{port}")
+                    _drop_relation(con, port)
                     lake.open_port(con, domain.name, domain, port, view=f"main.{port}")
             # dbt opens the staging database itself: the platform's connection is closed
             dbt_vars = {**build.params}
@@ -359,6 +359,17 @@ def _dbt_step(
                 yield from audit_and_publish(context, build, ports, version, started)
 
     return _build
+
+
+def _drop_relation(con, name: str) -> None:
+    """Drop ``main.<name>`` whether a table (staged by an earlier step) or a view."""
+    kind = con.execute(
+        "select table_type from information_schema.tables "
+        "where table_schema = 'main' and table_name = ? and table_catalog = current_database()",
+        [name],
+    ).fetchone()
+    if kind is not None:
+        con.execute(f"drop {'view' if kind[0] == 'VIEW' else 'table'} main.{name}")
 
 
 def load_manifest(domain: Domain, project_dir: Path):

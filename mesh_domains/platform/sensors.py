@@ -73,13 +73,13 @@ class DomainGraph:
         self.domain = domain
         self.steps: dict[str, list[str]] = {}
         self.deps: dict[str, list[str]] = {}
-        self.ops: list[str] = []
+        self.op_of: dict[str, str] = {}
         for assets in own:
             names = [k.path[-1] for k in assets.keys]
-            self.ops.append(assets.op.name)
             for spec in assets.specs:
                 name = spec.key.path[-1]
                 self.steps[name] = names
+                self.op_of[name] = assets.op.name
                 self.deps[name] = [d.asset_key.to_user_string() for d in spec.deps]
 
     def port(self, name: str) -> OutputPort:
@@ -95,13 +95,13 @@ class DomainGraph:
     def unpartitioned(self) -> list[str]:
         return [n for n in self.steps if not self.port(n).partition]
 
-    def run_config(self, params: dict) -> dict:
-        """Hand parameters over to every step that declares them."""
+    def run_config(self, params: dict, names) -> dict:
+        """Hand parameters over to the selected steps (every step takes the declared ones)."""
         declared = {p.name for p in self.domain.parameters}
         given = {k: v for k, v in params.items() if k in declared}
         if not given:
             return {}
-        return {"ops": {op: {"config": given} for op in self.ops}}
+        return {"ops": {self.op_of[n]: {"config": given} for n in names}}
 
 
 def _cadence_of(key: str) -> Cadence | None:
@@ -312,7 +312,7 @@ def _linkage_request(graph: DomainGraph, run_id: str, run: dict) -> dg.RunReques
         run_key=f"linkage:{run_id}",
         asset_selection=graph.with_steps(names),
         tags=tags,
-        run_config=graph.run_config(run.get("params") or {}),
+        run_config=graph.run_config(run.get("params") or {}, names),
     )
 
 

@@ -46,6 +46,26 @@ def test_an_upstream_publish_starts_the_consumer_once_and_nothing_else_does(mesh
     requests, cursor = tick(sensor, mesh.instance, cursor)
     assert requests == []  # exactly once
 
+    # a run with a parameter: the consumer's run carries it, as a tag and as its steps' config
+    with_param = mesh.run_job("physician_master", params={"as_of": "2026-10-31"})
+    assert with_param.success
+    requests, cursor = tick(sensor, mesh.instance, cursor)
+    assert len(requests) == 1
+    assert requests[0].tags["mesh/param/as_of"] == "2026-10-31"
+    configs = [op["config"] for op in requests[0].run_config["ops"].values()]
+    assert configs and all(c == {"as_of": "2026-10-31"} for c in configs)
+    handed = domain_job("physician_dw").execute_in_process(
+        instance=mesh.instance,
+        asset_selection=requests[0].asset_selection,
+        tags=requests[0].tags,
+        run_config=requests[0].run_config,
+    )
+    assert handed.success
+    meta = mesh.instance.get_latest_materialization_event(
+        dg.AssetKey(["physician_dw", "dim_physician"])
+    ).asset_materialization.metadata
+    assert meta["variation_detail"].value["params"]["as_of"] == "2026-10-31"
+
     # a materialization that is not a published port version (no contract, no version)
     mesh.instance.report_runless_asset_event(dg.AssetMaterialization(PHYSICIANS))
     requests, cursor = tick(sensor, mesh.instance, cursor)

@@ -1,7 +1,9 @@
 """With ``dagster dev`` running (webserver, daemon, one code location per domain), a new
 weekly Rx delivery dropped into the landing zone flows through the mesh with no command
 typed: the arrival sensor starts physician_master, its publish starts physician_dw through
-process linkage, and physician_dw publishes only that week of its weekly fact."""
+process linkage, and physician_dw publishes only that week of its weekly fact. Then a
+physician_master run launched through the webserver with a parameter (an as-of day) leads to
+exactly one physician_dw run carrying that parameter."""
 
 from __future__ import annotations
 
@@ -68,6 +70,36 @@ class DevMesh:
         return sorted((self.paths.landing / source).glob("*/*.csv"))[-1]
 
 
+def _parameter_handed_over(instance, port: int, deadline: float, tmp_path: Path) -> None:
+    """Launch physician_master with ``as_of`` as the launchpad would (the webserver's GraphQL
+    API); process linkage starts physician_dw once, with the same parameter."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    as_of = "2026-10-31"
+    run_id = DagsterGraphQLClient("127.0.0.1", port_number=port).submit_job_execution(
+        "build_physician_master",
+        repository_location_name="physician_master",
+        run_config={"ops": {"physician_master__master_physicians": {"config": {"as_of": as_of}}}},
+    )
+    linked: list[dg.DagsterRun] = []
+    while not (linked and linked[0].is_finished):
+        assert time.monotonic() < deadline, (tmp_path / "dagster_dev.log").read_text()[-3000:]
+        time.sleep(2)
+        linked = [
+            r
+            for r in _runs(instance, "process linkage")
+            if r.tags.get("mesh/upstream_run") == run_id
+        ]
+    time.sleep(12)  # two more sensor ticks: still exactly one run
+    linked = [
+        r for r in _runs(instance, "process linkage") if r.tags.get("mesh/upstream_run") == run_id
+    ]
+    assert len(linked) == 1 and linked[0].status == dg.DagsterRunStatus.SUCCESS
+    assert linked[0].tags["mesh/param/as_of"] == as_of
+    configs = [op["config"] for op in linked[0].run_config["ops"].values()]
+    assert configs and all(c == {"as_of": as_of} for c in configs)
+
+
 def test_a_dropped_delivery_propagates_with_dagster_dev_running(tmp_path, monkeypatch):
     mesh = DevMesh(tmp_path)
     for key in ("MESH_DATA_DIR", "DAGSTER_HOME", "MESH_ENV"):
@@ -117,6 +149,7 @@ def test_a_dropped_delivery_propagates_with_dagster_dev_running(tmp_path, monkey
                 "fact_rx_weekly": [NEW_KEY],
                 "physician_brand_share": [None],
             }
+            _parameter_handed_over(instance, port, deadline, tmp_path)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
