@@ -9,6 +9,7 @@ object is made per row and memory stays bounded by the largest partition. The sa
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -44,6 +45,7 @@ class Source:
 # lookup lists used in selects, by name; each connection declares them once as variables, so
 # a delivery's select stays short to parse however long the list (943 zip3 cities)
 _LOOKUPS: dict[str, tuple[str, ...]] = {}
+_LOOKUP_USE = re.compile(r"getvariable\('(lookup_[0-9a-f]+)'\)")
 
 
 def sql_text(value: str) -> str:
@@ -82,7 +84,7 @@ class Landing:
         source's columns in order. Any file already at that path is replaced."""
         path = source.path(self.root, partition)
         path.parent.mkdir(parents=True, exist_ok=True)
-        for name in _LOOKUPS.keys() - self.declared:
+        for name in set(_LOOKUP_USE.findall(select)) - self.declared:
             self.con.execute(f"set variable {name} = {sql_list(_LOOKUPS[name])}")
             self.declared.add(name)
         self.con.register("t", {k: np.ascontiguousarray(v) for k, v in columns.items()})
