@@ -141,7 +141,9 @@ def _check_port(client, domain, port, domains):
     assert how["code_location"] == domain.name and how["code_version"]
     assert how["code_version"] == how["current_code_version"]
     assert how["git_sha"] == git_sha()  # None outside a git checkout
-    assert how["variation"] == {"env": "ci"} and how["parameters"]["tags"]["mesh/env"] == "ci"
+    assert how["variation"]["env"] == "ci" and how["parameters"]["tags"]["mesh/env"] == "ci"
+    declared = {p.name: p.default for p in domain.parameters if p.default is not None}
+    assert how["variation"].get("params", {}) == declared  # defaults recorded as used
     code = how["code"].get("python") or how["code"].get("dbt")
     assert code and ("def " in code.get("source", "") or "select" in code.get("sql", ""))
     # Where: only for a granted caller; its files read back as the published rows
