@@ -1,6 +1,7 @@
 """Access grants: the port reader that both toolchains use (Python builds and the dbt profile)
 attaches a producer's lake read-only, and only for consumers the producer's descriptor grants."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -89,4 +90,5 @@ def test_dbt_profile_reaches_no_other_domain_storage():
     directory = profile_dir(domain, DBT_PROJECTS / domain.name)
     output = yaml.safe_load((directory / "profiles.yml").read_text())["physician_dw"]["outputs"]
     assert "attach" not in output["mesh"]
-    assert output["mesh"]["path"].endswith("staging/physician_dw.duckdb")
+    assert output["mesh"]["path"] == "{{ env_var('MESH_DBT_STAGING_DB') }}"
+    assert os.environ["MESH_DBT_STAGING_DB"].endswith("staging/physician_dw.duckdb")
