@@ -656,6 +656,45 @@ def record_pass(source: SourcePort, delivery: Delivery, rows: int, sha: str | No
     return sha
 
 
+def typed_file(delivery: Delivery, sha: str) -> Path:
+    """The checked delivery's typed rows as Parquet (with ``_partition``): named after its
+    content hash, so it is immutable and readers never see it half-written or replaced."""
+    return verdict_path(delivery).with_name(f"{delivery.partition}.{sha[:16]}.parquet")
+
+
+def _keep_typed(con, typed: str, delivery: Delivery, sha: str) -> Path:
+    """Write a delivery's checked, typed rows once; every later build reads them from here
+    (a Parquet scan, not a CSV parse) until the delivery changes."""
+    path = typed_file(delivery, sha)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        part = delivery.partition.replace("'", "''")
+        con.execute(
+            f"copy (select *, '{part}'::varchar as _partition from {typed}) to '{tmp}' "
+            "(format parquet)"
+        )
+        os.replace(tmp, path)
+    return path
+
+
+def _parquet_view(con, name: str, files: list[Path], temp: bool = True) -> str:
+    """A view over checked deliveries' Parquet files: the rows are read where they lie."""
+    listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    _drop(con, name)
+    kind = "temp view" if temp else "view"
+    con.execute(f"create {kind} {name} as select * from read_parquet([{listed}])")
+    return name
+
+
+def _drop(con, name: str) -> None:
+    for kind in ("view", "table"):
+        try:
+            con.execute(f"drop {kind} if exists {name}")
+        except duckdb.CatalogException:
+            continue  # the other kind of object has that name
+
+
 def _load_trusted(con, source: SourcePort, rules: DeliveryRules, delivery: Delivery) -> str:
     """Read a delivery that already passed its checks straight into its typed table."""
     raw, typed = f"_raw_{source.name}", f"_typed_{source.name}"
@@ -784,14 +823,25 @@ def load_source(
         valid = [d for d in valid if _overlaps(source, rules, d.partition, within)]
     chosen = valid[-1:] if latest_only else valid
     table = f"source_{source.name}"
-    con.execute(f"drop table if exists {table}")
+    _drop(con, table)
     loaded: list[Delivery] = []
+    files: list[Path] = []
     versions: dict[str, str] = {}
+    # keys that hold the partition's own date cannot repeat across partitions that each
+    # passed the partition rule: deliveries checked before need no cross-delivery check
+    pinned = rules.partition.column in source.contract.primary_key
     for delivery in chosen:
         sha = passed_before(source, delivery)
+        kept = typed_file(delivery, sha) if sha else None
+        if kept is not None and kept.exists() and (pinned or not rules.unique_across_deliveries):
+            files.append(kept)
+            versions[delivery.partition] = sha
+            loaded.append(delivery)
+            continue
+        earlier = _parquet_view(con, f"_earlier_{source.name}", files) if files else None
         try:
             typed = check_delivery(
-                con, domain, source, delivery, earlier=table if loaded else None, trusted=bool(sha)
+                con, domain, source, delivery, earlier=earlier, trusted=bool(sha)
             )
         except ContractViolation as exc:
             rejected.append((delivery, exc.report))
@@ -799,13 +849,11 @@ def load_source(
         if sha is None:
             rows = con.execute(f"select count(*) from {typed}").fetchone()[0]
             sha = record_pass(source, delivery, rows)
+        files.append(_keep_typed(con, typed, delivery, sha))
         versions[delivery.partition] = sha
-        select = f"select *, ?::varchar as _partition from {typed}"
-        if loaded:
-            con.execute(f"insert into {table} {select}", [delivery.partition])
-        else:
-            con.execute(f"create table {table} as {select}", [delivery.partition])
         loaded.append(delivery)
+    if loaded:
+        _parquet_view(con, table, files, temp=False)
     if rejected:
         for delivery, _ in rejected:
             log.warning(
