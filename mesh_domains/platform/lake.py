@@ -348,6 +348,7 @@ def _publish_once(con, domain: str, staged: dict[str, str], info: dict[str, Any]
                 f"delete from {target} where cast({column} as date) between ? and ?", [first, last]
             )
             con.execute(f"insert into {target} select * from {table}")
+        info = _with_totals(con, alias, info, staged, replace)
         con.execute(
             f"call {alias}.set_commit_message(?, ?, extra_info => ?)",
             [f"mesh:{domain}", f"publish {', '.join(staged)}", json.dumps(info, default=str)],
@@ -364,6 +365,18 @@ def _publish_once(con, domain: str, staged: dict[str, str], info: dict[str, Any]
     )
     write_pointer(con, domain, version, list(staged))
     return version
+
+
+def _with_totals(con, alias: str, info: dict, staged, replace) -> dict:
+    """The commit records each port's rows as a reader sees them at this version; for a port
+    whose partitions were replaced, also the rows this commit wrote (``published_rows``)."""
+    ports = {name: dict(entry) for name, entry in (info.get("ports") or {}).items()}
+    for port in staged:
+        if port in replace:
+            entry = ports.setdefault(port, {})
+            entry["published_rows"] = entry.get("rows")
+            entry["rows"] = con.execute(f"select count(*) from {alias}.main.{port}").fetchone()[0]
+    return {**info, "ports": ports}
 
 
 def port_row_counts(con: duckdb.DuckDBPyConnection, domain: str, ports) -> dict[str, int]:

@@ -241,9 +241,14 @@ def run_build(
 
 @dataclass
 class Version:
+    """The domain's state after one commit. A commit publishes the ports of one build step;
+    the other ports carry over from earlier commits (``made_by``: port -> the commit that
+    published what the port holds at this version)."""
+
     version: int
-    rows: dict[str, int]  # as recorded in the commit
+    rows: dict[str, int]  # as recorded by the commits that made this state
     digests: dict[str, str] = field(default_factory=dict)  # as read back at that version
+    made_by: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -268,9 +273,15 @@ class LakeAudit:
 
     @property
     def served_version(self) -> int | None:
-        """The one version the pointer serves for all ports (None if none or mixed)."""
-        versions = set(self.served.values())
-        return versions.pop() if len(versions) == 1 else None
+        """The domain state the pointer serves: the newest version it names, when every port
+        is served as that state holds it (None if nothing is served, or inconsistently)."""
+        if not self.served:
+            return None
+        newest = max(self.served.values())
+        state = next((v for v in self.versions if v.version == newest), None)
+        if state is None or any(state.made_by.get(p) != n for p, n in self.served.items()):
+            return None
+        return newest
 
     def current_digests(self) -> dict[str, str] | None:
         return self.current.digests if self.current else None
@@ -306,12 +317,13 @@ def kill_problems(before: LakeAudit, after: LakeAudit) -> list[str]:
             problems.append(f"version {version} disappeared")
         elif now[version] != digests:
             problems.append(f"version {version} changed content")
-    good = (before.current_version, (before.current_version or 0) + 1)
-    if after.current_version not in good:
+    # a killed run may have committed some of its steps, each complete (checked as torn)
+    if (after.current_version or 0) < (before.current_version or 0):
         problems.append(
             f"current version went from {before.current_version} to {after.current_version}"
         )
-    if before.served and after.served_version not in (before.served_version, *good):
+    committed = {v.version for v in after.versions}
+    if before.served and after.served_version not in committed:
         problems.append(f"served version went from {before.served} to {after.served}")
     return problems
 
@@ -369,6 +381,8 @@ def _audit_versions(con, alias: str, audit: LakeAudit) -> None:
         f"select snapshot_id, changes, commit_extra_info from {alias}.snapshots() "
         "order by snapshot_id"
     ).fetchall()
+    rows: dict[str, int] = {}
+    made_by: dict[str, int] = {}
     for snapshot_id, changes, extra in snapshots:
         created = {t.removeprefix("main.") for t in (changes or {}).get("tables_created", [])}
         recorded = (json.loads(extra) if extra else {}).get("ports", {})
@@ -379,13 +393,15 @@ def _audit_versions(con, alias: str, audit: LakeAudit) -> None:
                     "recording them as a port version"
                 )
             continue
-        version = Version(snapshot_id, {p: r["rows"] for p, r in recorded.items()})
-        if created != set(recorded):
+        if created - set(recorded):
             audit.torn.append(
                 f"{domain} version {snapshot_id}: commit records {sorted(recorded)} but "
-                f"wrote {sorted(created)}"
+                f"created {sorted(created)}"
             )
-        for port, rows in version.rows.items():
+        rows.update({p: r["rows"] for p, r in recorded.items()})
+        made_by.update(dict.fromkeys(recorded, snapshot_id))
+        version = Version(snapshot_id, dict(rows), made_by=dict(made_by))
+        for port, count_recorded in version.rows.items():
             try:
                 count, digest = con.execute(
                     digest_sql(f"{alias}.main.{port} at (version => {snapshot_id})")
@@ -394,10 +410,10 @@ def _audit_versions(con, alias: str, audit: LakeAudit) -> None:
                 audit.torn.append(f"{domain} version {snapshot_id}: port {port} unreadable: {exc}")
                 continue
             version.digests[port] = digest
-            if count != rows:
+            if count != count_recorded:
                 audit.torn.append(
                     f"{domain} version {snapshot_id}: port {port} has {count} rows, "
-                    f"the commit recorded {rows}"
+                    f"the commit recorded {count_recorded}"
                 )
         audit.versions.append(version)
 
@@ -418,7 +434,7 @@ def _audit_pointer(con, alias: str, audit: LakeAudit, path: Path) -> None:
         number, files = entry["version"], entry["files"]
         audit.served[port] = number
         version = versions.get(number)
-        if version is None or port not in version.rows:
+        if version is None or version.made_by.get(port) != number:
             audit.torn.append(
                 f"{domain} pointer serves {port} v{number}: no such committed version"
             )
@@ -445,9 +461,10 @@ def _audit_pointer(con, alias: str, audit: LakeAudit, path: Path) -> None:
                 f"{version.rows[port]}, content "
                 + ("equal" if digest == version.digests.get(port) else "different")
             )
-    if len(set(audit.served.values())) > 1:
+    if audit.served and audit.served_version is None:
         audit.torn.append(
-            f"{domain} pointer serves its ports at different versions: {audit.served}"
+            f"{domain} pointer serves its ports at versions that are no one state of the "
+            f"domain (ports published together must be served together): {audit.served}"
         )
 
 
@@ -529,17 +546,34 @@ class ReaderStats:
 
 
 def committed_counts(con, domain: str) -> dict[int, tuple[int, ...]]:
-    """Every committed version of ``domain``'s lake -> the row counts its commit recorded."""
+    """Every state of ``domain``'s lake that holds all its ports -> the row counts the commits
+    that made it recorded (a commit publishes one build step's ports; the others carry over)."""
     rows = con.execute(
         f"select snapshot_id, commit_extra_info from {lake.lake_alias(domain)}.snapshots() "
-        "where commit_extra_info is not null"
+        "where commit_extra_info is not null order by snapshot_id"
     ).fetchall()
-    counts = {}
+    counts, state = {}, {}
     for snapshot_id, extra in rows:
         ports = json.loads(extra).get("ports", {})
-        if ports:
-            counts[snapshot_id] = tuple(ports[p]["rows"] for p in PORTS[domain])
+        state.update({p: r["rows"] for p, r in ports.items()})
+        if ports and all(p in state for p in PORTS[domain]):
+            counts[snapshot_id] = tuple(state[p] for p in PORTS[domain])
     return counts
+
+
+def made_by(con, domain: str) -> dict[int, dict[str, int]]:
+    """State version -> port -> the commit that published what the port holds then."""
+    rows = con.execute(
+        f"select snapshot_id, commit_extra_info from {lake.lake_alias(domain)}.snapshots() "
+        "where commit_extra_info is not null order by snapshot_id"
+    ).fetchall()
+    out, state = {}, {}
+    for snapshot_id, extra in rows:
+        ports = json.loads(extra).get("ports", {})
+        state.update(dict.fromkeys(ports, snapshot_id))
+        if ports:
+            out[snapshot_id] = dict(state)
+    return out
 
 
 @functools.cache
@@ -561,8 +595,8 @@ class ReaderPool:
       check, the served version pinned as a view over its files), then count the view;
     - ``catalog`` readers attach both lakes through ``lake.attach_port_reader`` (grant-checked,
       READ_ONLY) and query the live catalog: all ports in one statement (one snapshot), the
-      committed versions' recorded counts, and every ``time_travel_every``-th read version 1
-      by ``at (version => 1)``.
+      committed versions' recorded counts, and every ``time_travel_every``-th read the first
+      version that held every port (``at (version => n)``).
 
     Every read must equal the row counts one committed version recorded (served reads are
     checked against the catalog when the pool stops). Errors are counted by their exact text,
@@ -583,6 +617,13 @@ class ReaderPool:
         self._t0 = 0.0
         for domain in DOMAINS:  # warm the caches outside the threads
             counts_sql(domain)
+        from mesh_domains.platform.settings import mesh_paths
+
+        con = read_only_connection(mesh_paths(), *DOMAINS)
+        try:  # the first version holding every port: what time-travel reads pin
+            self.first_full = {d: min(committed_counts(con, d)) for d in DOMAINS}
+        finally:
+            con.close()
 
     def kind(self, index: int) -> str:
         return self.kinds[index % len(self.kinds)]
@@ -647,7 +688,7 @@ class ReaderPool:
     def _served_read(self, con, domain: str, travel: bool) -> None:
         pins, counts = [], []
         for port in PORTS[domain]:
-            version = 1 if travel else None
+            version = self.first_full[domain] if travel else None
             view, pinned = lake.open_port(con, CONSUMER[domain], producers()[domain], port, version)
             pins.append(pinned)
             counts.append(
@@ -689,18 +730,24 @@ class ReaderPool:
         con = read_only_connection(mesh_paths(), *DOMAINS)
         try:
             committed = {d: committed_counts(con, d) for d in DOMAINS}
+            sources = {d: made_by(con, d) for d in DOMAINS}
         finally:
             con.close()
         for (domain, pins, counts, travel), n in self._served_reads.items():
-            if len(set(pins)) > 1:
-                self.stats.mixed_pins += n
+            state = max(pins)
+            makers = sources[domain].get(state, {})
+            pinned_together = travel or all(
+                makers.get(p) == v for p, v in zip(PORTS[domain], pins, strict=True)
+            )
+            if not pinned_together:
+                self.stats.mixed_pins += n  # not one state of the domain
             for i, (pinned, count) in enumerate(zip(pins, counts, strict=True)):
-                recorded = committed[domain].get(pinned)
+                recorded = committed[domain].get(state)
                 if recorded is None or recorded[i] != count:
                     self.stats.bad_reads.append(
                         f"served read of {domain}/{PORTS[domain][i]} pinned v{pinned}: {count} "
                         f"rows, recorded {None if recorded is None else recorded[i]} ({n} reads)"
                     )
-            if len(set(pins)) == 1 and not travel:
+            if not travel:
                 seen = self.stats.seen[domain]
-                seen[pins[0]] = seen.get(pins[0], 0) + n
+                seen[state] = seen.get(state, 0) + n

@@ -71,12 +71,16 @@ def lakes(tmp_path_factory) -> Lakes:
 
 
 def consumer_view(lakes: Lakes, domain: str) -> tuple[int, dict[str, str]]:
-    """The one version a consumer is served now (``lake.open_port`` for every port of
-    ``domain``) and the content digests it reads."""
+    """The state of ``domain`` a consumer is served now (``lake.open_port`` for every port:
+    each port at the version that published it, the newest of them naming the state) and the
+    content digests it reads; ports published by one commit must be pinned together."""
     served = served_to_consumer(lakes.mesh.paths, domain)
-    pinned = {v for v, _ in served.values()}
-    assert len(pinned) == 1, f"{domain}: ports served at different versions: {served}"
-    return pinned.pop(), {port: digest for port, (_, digest) in served.items()}
+    state = max(v for v, _ in served.values())
+    audit = audit_lake(lakes.mesh.paths, domain)
+    made_by = next(v.made_by for v in audit.versions if v.version == state)
+    pinned = {port: version for port, (version, _) in served.items()}
+    assert pinned == {p: made_by[p] for p in pinned}, f"{domain}: not one state: {served}"
+    return state, {port: digest for port, (_, digest) in served.items()}
 
 
 def crash_and_recover(
@@ -131,7 +135,7 @@ def test_kill_at_crash_point_leaves_no_torn_version(lakes, crash_at):
         assert after.current_version == before.current_version, (
             f"{crash_at}: a killed run published a version"
         )
-    else:
+    else:  # the first commit of the build (physician_master publishes one step)
         assert after.current_version == before.current_version + 1, (
             f"{crash_at}: the version committed before the kill is not visible"
         )
