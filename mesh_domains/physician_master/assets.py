@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from mesh_domains.platform import BuildContext, port_builder
 
+# The golden id: the NPI scrambled by a bijection on 40 bits (an odd multiplier modulo 2^40), so
+# ids are stable, opaque and never collide (a hash prefix would, at a million physicians).
+MESH_ID = "'MP' || lpad(hex((npi::hugeint * 42517567383) % 1099511627776)::varchar, 10, '0')"
 NAME_MATCH_THRESHOLD = 0.92
 NPI_NAME_AGREEMENT = 0.75
 NICKNAMES = {
@@ -117,7 +120,7 @@ def master_physicians(build: BuildContext) -> dict:
             union all
             select npi, null, null, null, null, null, null, 'unknown', 'rx_only' from rx_only
         )
-        select 'MP' || upper(substr(md5(npi), 1, 10)) as mesh_id, npi, me_number, first_name,
+        select {MESH_ID} as mesh_id, npi, me_number, first_name,
                last_name, specialty, state, zip, status, record_source,
                0::bigint as crm_accounts
         from golden
