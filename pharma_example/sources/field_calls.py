@@ -44,7 +44,9 @@ PRODUCT_SHARE = (0.75, 0.25)  # ZENVIRA, CARDIOLEX
 
 def monthly_calls(acc: Accounts, who: Prescribers, force: SalesForce, day: date) -> np.ndarray:
     """Planned calls a month per account: the top prescribers of each territory are targets."""
-    volume = np.zeros(int(acc.physician.max(initial=0)) + 1)
+    # indexed by physician: prescribers the CRM does not know can sit above every account's
+    size = max(int(acc.physician.max(initial=0)), int(who.physician.max(initial=0))) + 1
+    volume = np.zeros(size)
     known = who.physician >= 0
     volume[who.physician[known]] = who.volume[known]
     vol = volume[acc.physician]
