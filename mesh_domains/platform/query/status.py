@@ -44,7 +44,7 @@ def port_status(instance: dg.DagsterInstance, domain: Domain, port: str) -> Port
     if publish is None:
         return status
     meta = publish.metadata
-    status.rows = meta.get("dagster/row_count")
+    status.rows = meta.get("port_rows", meta.get("dagster/row_count"))  # the whole port
     status.version = publish.version
     status.duration_s = meta.get("duration_s")
     status.input_versions = meta.get("input_port_versions")
