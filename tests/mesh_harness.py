@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,20 +40,28 @@ class Mesh:
         return next(part.glob("*.csv"))
 
 
-def _make_mesh(root: Path) -> Iterator[Mesh]:
-    data = root / "data"
-    generate(data / "landing", **TINY)
-    old = {k: os.environ.get(k) for k in ("MESH_DATA_DIR", "MESH_ENV")}
-    os.environ["MESH_DATA_DIR"] = str(data)
-    os.environ["MESH_ENV"] = "ci"
-    home = root / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
+@contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Set environment variables for a block and put back what was there before."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try:
-        with dg.instance_for_test(temp_dir=str(home)) as instance:
-            yield Mesh(MeshPaths(data), instance)
+        yield
     finally:
         for key, value in old.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _make_mesh(root: Path) -> Iterator[Mesh]:
+    data = root / "data"
+    generate(data / "landing", **TINY)
+    home = root / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    with (
+        environment(MESH_DATA_DIR=str(data), MESH_ENV="ci"),
+        dg.instance_for_test(temp_dir=str(home)) as instance,
+    ):
+        yield Mesh(MeshPaths(data), instance)

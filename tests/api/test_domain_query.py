@@ -28,6 +28,7 @@ import duckdb
 import pytest
 from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
 from fastapi.testclient import TestClient
+from mesh_harness import environment
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.facet_v2 import (
     data_quality_assertions_dataset,
@@ -62,19 +63,11 @@ def query(built_mesh) -> MeshQuery:
 
 @pytest.fixture(scope="module")
 def client(built_mesh, query) -> Iterator[TestClient]:
-    old = {security.token_variable(d): os.environ.get(security.token_variable(d)) for d in TOKENS}
-    for domain, token in TOKENS.items():
-        os.environ[security.token_variable(domain)] = token
-    try:
+    tokens = {security.token_variable(d): t for d, t in TOKENS.items()}
+    with environment(**tokens):
         app = create_app(query=query)
         with TestClient(app, client=("127.0.0.1", 50000), raise_server_exceptions=False) as c:
             yield c
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def identity(domain: str) -> dict[str, str]:

@@ -6,7 +6,6 @@ the OpenAPI document, and every output port's contract as a valid ODCS v3 docume
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from functools import cache
 from importlib.resources import files
@@ -16,6 +15,7 @@ import jsonschema
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from mesh_harness import environment
 from open_data_contract_standard.model import OpenDataContractStandard
 from typer.testing import CliRunner
 
@@ -35,22 +35,15 @@ TOKENS = {
 def client(tmp_path_factory) -> Iterator[TestClient]:
     """The app over an empty instance and data root: the rules hold before anything is built."""
     root = tmp_path_factory.mktemp("service_rules")
-    old = {k: os.environ.get(k) for k in ("MESH_DATA_DIR", *map(security.token_variable, TOKENS))}
-    os.environ["MESH_DATA_DIR"] = str(root / "data")
-    for domain, token in TOKENS.items():
-        os.environ[security.token_variable(domain)] = token
+    tokens = {security.token_variable(d): t for d, t in TOKENS.items()}
     (root / "home").mkdir()
-    try:
-        with dg.instance_for_test(temp_dir=str(root / "home")) as instance:
-            app = create_app(instance, compile_dbt=False)
-            with TestClient(app, client=LOOPBACK, raise_server_exceptions=False) as c:
-                yield c
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with (
+        environment(MESH_DATA_DIR=str(root / "data"), **tokens),
+        dg.instance_for_test(temp_dir=str(root / "home")) as instance,
+    ):
+        app = create_app(instance, compile_dbt=False)
+        with TestClient(app, client=LOOPBACK, raise_server_exceptions=False) as c:
+            yield c
 
 
 def identity(domain: str, token: str | None = None) -> dict[str, str]:
