@@ -165,6 +165,9 @@ class Parameter:
 
 
 PARAMETER_TYPES = ("string", "int64", "float64", "boolean", "date")
+# what a consumer does when two of its input ports derive from different versions of a shared
+# upstream port (decision 6): refuse to build, or read the newest set of versions that agree
+ON_DRIFT = ("refuse", "pin_consistent")
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,7 @@ class Domain:
     management_ports: tuple[ManagementPort, ...] = ()
     parameters: tuple[Parameter, ...] = ()
     variations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    on_drift: str = "refuse"
 
     def variation_params(self, env: str) -> dict[str, Any]:
         """The parameters an environment variation sets (e.g. canary's declared subset)."""
@@ -231,6 +235,7 @@ _CONTRACT_KEYS = {"columns", "primary_key", "rules", "min_rows"}
 _KNOWN_KEYS = {
     "domain": {
         "name",
+        "on_drift",
         "title",
         "team",
         "owner",
@@ -308,6 +313,7 @@ def _parse_domain(raw: dict, path: Path) -> Domain:
             for n, p in (raw.get("parameters") or {}).items()
         ),
         variations=_parse_variations(raw, where),
+        on_drift=_one_of(raw.get("on_drift", "refuse"), ON_DRIFT, f"{where}: on_drift"),
     )
 
 

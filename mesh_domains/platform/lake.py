@@ -22,7 +22,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 import duckdb_extensions
@@ -165,10 +165,17 @@ def pointer_path(domain: str) -> Path:
 def write_pointer(con: duckdb.DuckDBPyConnection, domain: str, version: int, ports) -> None:
     """Point consumers at ``version`` of ``ports`` (atomically: a reader sees the old pointer
     or the new one, never half of one). Lists each port's immutable files at that version so
-    readers never need the catalog, whose SQLite locks would otherwise collide with commits."""
+    readers never need the catalog, whose SQLite locks would otherwise collide with commits;
+    and the upstream port versions the version derives from (its lineage, for drift checks)."""
     alias = lake_alias(domain)
     path = pointer_path(domain)
     pointer = json.loads(path.read_text()) if path.exists() else {"ports": {}}
+    extra = retrying(
+        lambda: con.execute(
+            f"select commit_extra_info from {alias}.snapshots() where snapshot_id = ?", [version]
+        ).fetchone()
+    )
+    lineage = commit_lineage(json.loads(extra[0])) if extra and extra[0] else {}
     for port in ports:
         files = retrying(
             lambda port=port: con.execute(
@@ -179,10 +186,22 @@ def write_pointer(con: duckdb.DuckDBPyConnection, domain: str, version: int, por
         )
         if any(delete for _, delete in files):
             raise RuntimeError(f"{domain}/{port} v{version} has delete files; not supported")
-        pointer["ports"][port] = {"version": version, "files": [f for f, _ in files]}
+        pointer["ports"][port] = {
+            "version": version,
+            "files": [f for f, _ in files],
+            "lineage": lineage,
+        }
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_text(json.dumps(pointer, indent=1))
     os.replace(tmp, path)
+
+
+def commit_lineage(info: dict) -> dict[str, int]:
+    """The upstream port versions (``producer/port`` -> version) a commit derives from,
+    transitively; commits made before lineage was recorded give their direct inputs."""
+    if "lineage" in info:
+        return {ref: int(v) for ref, v in info["lineage"].items()}
+    return {ref: int(v) for ref, v in (info.get("input_versions") or {}).items() if v is not None}
 
 
 def refresh_pointer(con: duckdb.DuckDBPyConnection, domain: Domain) -> None:
@@ -198,7 +217,15 @@ def refresh_pointer(con: duckdb.DuckDBPyConnection, domain: Domain) -> None:
         write_pointer(con, domain.name, version, ports)
 
 
-def served_ports(producer: str) -> dict[str, tuple[int, list[str]]]:
+class Served(NamedTuple):
+    """A port's served version, its immutable files, and the upstream versions it derives from."""
+
+    version: int
+    files: list[str]
+    lineage: dict[str, int]
+
+
+def served_ports(producer: str) -> dict[str, Served]:
     """The served version and files of every port of ``producer``, read in one go: the
     pointer is replaced atomically per commit, so ports published together are pinned
     together."""
@@ -213,7 +240,22 @@ def served_ports(producer: str) -> dict[str, tuple[int, list[str]]]:
     if path is None:
         return {}
     ports = json.loads(path.read_text())["ports"]
-    return {name: (entry["version"], entry["files"]) for name, entry in ports.items()}
+    return {
+        name: Served(entry["version"], entry["files"], entry.get("lineage", {}))
+        for name, entry in ports.items()
+    }
+
+
+def port_history(
+    con: duckdb.DuckDBPyConnection, consumer: str, producer: Domain, port: str
+) -> list[tuple[int, dict[str, int]]]:
+    """Every published version of ``producer``'s ``port`` with its lineage, newest first
+    (the producer's catalog attached read-only for ``consumer``, grants checked)."""
+    attach_port_reader(con, consumer, producer, [port])
+    return [
+        (v.version, commit_lineage(v.info))
+        for v in reversed(port_versions(con, producer.name, port))
+    ]
 
 
 def open_port(
@@ -222,7 +264,7 @@ def open_port(
     producer: Domain,
     port: str,
     version: int | None = None,
-    served: dict[str, tuple[int, list[str]]] | None = None,
+    served: dict[str, Served] | None = None,
     view: str | None = None,
 ) -> tuple[str, int]:
     """Pin ``producer``'s ``port`` at ``version`` (default: the served one) for ``consumer``.
@@ -240,7 +282,7 @@ def open_port(
     entry = (served or {}).get(port) if version is None else None
     if entry is not None:
         check_grant(consumer, producer, port)
-        pinned, files = entry
+        pinned, files = entry.version, entry.files
     else:
         alias = attach_port_reader(con, consumer, producer, for_port)
 

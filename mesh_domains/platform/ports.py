@@ -23,6 +23,7 @@ from .contracts import ContractReport, ContractViolation, Failure, validate_tabl
 from .descriptor import Domain, OutputPort, discover_domains
 from .errors import MeshError, MissingInputError
 from .faults import crash_point
+from .lineage import DriftError, Pin, conflicts, consistent_pins, drift_message, merged_lineage
 from .partitions import Cadence, window
 from .settings import mesh_env, mesh_paths
 from .sources import Delivery, load_source
@@ -147,27 +148,65 @@ class BuildContext:
         self.con.execute(f"create or replace table main.{port} as {sql}")
 
 
-def attach_inputs(con: duckdb.DuckDBPyConnection, domain: Domain) -> dict[str, int | None]:
+class PinnedInputs(dict):
+    """Pinned input versions (``producer/port`` -> version), plus what they derive from
+    (``lineage``) and the inputs re-pinned to older versions to avoid drift (``repinned``:
+    ref -> (served, pinned))."""
+
+    lineage: dict[str, int]
+    repinned: dict[str, tuple[int | None, int | None]]
+
+
+def attach_inputs(con: duckdb.DuckDBPyConnection, domain: Domain) -> PinnedInputs:
     """Pin every input port of ``domain`` for this build; returns the pinned versions.
 
     Each port becomes the view ``<producer>.<port>`` in the domain's staging database, over the
     immutable files of the version current now (grants checked on the way). The producers'
     lakes are detached afterwards: the build reads one consistent state and never touches a
-    producer's catalog while that producer publishes.
+    producer's catalog while that producer publishes. Inputs that derive from different
+    versions of a shared upstream port are refused, or re-pinned to the newest versions that
+    agree when the descriptor says ``on_drift: pin_consistent`` (:mod:`.lineage`).
     """
     producers = discover_domains()
-    versions: dict[str, int | None] = {}
+    pins: dict[str, Pin] = {}
     pointers: dict[str, dict] = {}
     for ref in domain.input_ports:
         if ref.domain not in producers:
             raise MissingInputError(f"{domain.name}: input port on unknown domain {ref.domain!r}")
         if ref.domain not in pointers:  # one pointer read per producer: its ports pin together
             pointers[ref.domain] = lake.served_ports(ref.domain)
-        _, versions[ref.ref] = lake.open_port(
+        _, version = lake.open_port(
             con, domain.name, producers[ref.domain], ref.port, served=pointers[ref.domain]
         )
+        served = pointers[ref.domain].get(ref.port)
+        pins[ref.ref] = Pin(ref.ref, version, dict(served.lineage) if served else {})
+    repinned: dict[str, tuple[int | None, int | None]] = {}
+    found = conflicts(pins)
+    if found:
+        if domain.on_drift != "pin_consistent":
+            raise DriftError(drift_message(domain, pins, found))
+
+        def history(ref: str):
+            producer, port = ref.split("/")
+            return lake.port_history(con, domain.name, producers[producer], port)
+
+        agreed = consistent_pins(pins, history)
+        if agreed is None:
+            raise DriftError(
+                drift_message(domain, pins, found)
+                + "\n(on_drift: pin_consistent found no published set of versions that agree)"
+            )
+        for ref, pin in agreed.items():
+            if pin.version != pins[ref].version:
+                producer, port = ref.split("/")
+                lake.open_port(con, domain.name, producers[producer], port, version=pin.version)
+                repinned[ref] = (pins[ref].version, pin.version)
+        pins = agreed
     for producer in {ref.domain for ref in domain.input_ports}:
         con.execute(f"detach database if exists {lake.lake_alias(producer)}")
+    versions = PinnedInputs({ref: pin.version for ref, pin in pins.items()})
+    versions.lineage = merged_lineage(pins)
+    versions.repinned = repinned
     return versions
 
 
@@ -323,6 +362,12 @@ def audit_and_publish(
         "git_sha": git_sha(),
         "variation": variation,
         "input_versions": build.input_versions,
+        "lineage": getattr(build.input_versions, "lineage", {}),
+        **(
+            {"repinned_for_consistency": build.input_versions.repinned}
+            if getattr(build.input_versions, "repinned", None)
+            else {}
+        ),
         "deliveries": {s: [d.partition for d in ds] for s, ds in build.deliveries.items()},
         "delivery_versions": build.delivery_versions,
         "partitions": partitions,
