@@ -1,0 +1,245 @@
+"""brand_analytics: its business rules on small polars frames, then one tiny build of the whole
+chain (physician_master .. brand_analytics) that every mesh test below reads."""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+
+import duckdb
+import polars as pl
+import pytest
+
+from mesh_domains.brand_analytics.kpi_weekly import npp_weekly, weekly_kpis
+from mesh_domains.brand_analytics.physician_segments import (
+    NO_CLAIMS_ACCESS_RATE,
+    access_rates,
+    ntile_deciles,
+    segment_physicians,
+    targeting_list,
+)
+
+# ---------------------------------------------------------------- business rules (no mesh)
+
+
+def _share(rows: list[tuple[str, int, int]]) -> pl.DataFrame:
+    """physician_brand_share rows: (physician_id, basket_trx, brand_trx)."""
+    return pl.DataFrame(
+        {
+            "physician_id": [r[0] for r in rows],
+            "npi": [f"{i:010d}" for i in range(len(rows))],
+            "basket_trx": [r[1] for r in rows],
+            "brand_trx": [r[2] for r in rows],
+            "brand_share": [r[2] / r[1] if r[1] else 0.0 for r in rows],
+        },
+        schema_overrides={"basket_trx": pl.Int64, "brand_trx": pl.Int64},
+    )
+
+
+NO_ACCESS = pl.DataFrame(
+    schema={"physician_id": pl.String, "access_rate": pl.Float64},
+)
+
+
+@pytest.mark.parametrize("n", [1, 7, 10, 23, 101])
+def test_deciles_are_sql_ntile_over_adjusted_potential(n):
+    """The polars deciles equal DuckDB's ntile(10) ordered by the value then the id, ties and
+    uneven group sizes included."""
+    rng = random.Random(n)
+    frame = pl.DataFrame({"physician_id": [f"P{i:04d}" for i in range(n)]}).with_columns(
+        pl.Series("v", [float(rng.randint(0, 5)) for _ in range(n)])
+    )
+    ours = frame.with_columns(ntile_deciles(frame, "v", "physician_id").alias("decile"))
+    con = duckdb.connect()
+    con.register("t", frame)
+    sql = con.execute(
+        "select physician_id, ntile(10) over (order by v, physician_id) as decile from t"
+    ).pl()
+    joined = ours.join(sql, on="physician_id", suffix="_sql")
+    assert joined.height == n
+    assert (joined["decile"] == joined["decile_sql"]).all()
+    assert ours["decile"].min() == 1 and ours["decile"].max() == min(n, 10)
+
+
+def test_deciles_run_1_to_10_from_lowest_to_highest_adjusted_potential():
+    """Twenty physicians: two per decile, the highest adjusted potential in decile 10."""
+    share = _share([(f"P{i:02d}", 10 * (i + 1), i) for i in range(20)])
+    segments = segment_physicians(share, NO_ACCESS)
+    assert segments["decile"].to_list() == [d for d in range(1, 11) for _ in range(2)]
+    top = segments.sort("adjusted_potential")[-1]
+    assert top["decile"].item() == 10 and top["physician_id"].item() == "P19"
+    assert segments["decile"].dtype == pl.Int64
+
+
+def test_access_adjusts_potential_so_blocked_volume_ranks_lower():
+    """Equal basket volume, different access: the better-covered physician ranks higher."""
+    share = _share([("A", 100, 10), ("B", 100, 10)])
+    access = pl.DataFrame({"physician_id": ["A", "B"], "access_rate": [0.2, 0.9]})
+    segments = segment_physicians(share, access).sort("physician_id")
+    assert segments["adjusted_potential"].to_list() == pytest.approx([20.0, 90.0])
+    assert segments["decile"].to_list() == [1, 2]
+
+
+def test_access_rate_is_weighted_by_claims_and_neutral_without_claims():
+    """(3 claims at 1.0 + 1 claim at 0.2) / 4 = 0.8; a plan scored only for another product
+    does not count; a physician without scored claims gets 0.5."""
+    claims = pl.DataFrame(
+        {
+            "physician_id": ["A", "A", "A", "B"],
+            "plan_id": ["P1", "P2", "P3", "P3"],
+            "claims": [3, 1, 5, 2],
+        }
+    )
+    plan_access = pl.DataFrame(
+        {
+            "plan_id": ["P1", "P2", "P3"],
+            "product": ["ZENVIRA", "ZENVIRA", "HARTEX"],
+            "access_score": [1.0, 0.2, 0.0],
+        }
+    )
+    access = access_rates(claims, plan_access, "ZENVIRA")
+    assert access.to_dicts() == [{"physician_id": "A", "access_rate": pytest.approx(0.8)}]
+    segments = segment_physicians(_share([("A", 10, 1), ("B", 10, 1), ("C", 0, 0)]), access)
+    rates = dict(segments.select("physician_id", "access_rate").iter_rows())
+    assert rates == {"A": pytest.approx(0.8), "B": NO_CLAIMS_ACCESS_RATE, "C": 0.5}
+    assert segments["access_rate"].is_between(0, 1).all()
+
+
+@pytest.mark.parametrize(
+    ("decile", "brand_trx", "expected"),
+    [(10, 1, "grow"), (10, 9, "defend"), (6, 1, "grow"), (5, 9, "maintain"), (1, 1, "monitor")],
+)
+def test_segment_crosses_potential_with_share_against_the_brands_basket_share(
+    decile, brand_trx, expected
+):
+    """High potential (decile >= 6) and share below the brand's basket share: grow; at or
+    above it: defend; lower potential: maintain when ahead, monitor otherwise."""
+    # ten physicians with rising volume, so physician i lands in decile i + 1; the brand's
+    # basket share is 50% (brand_trx 5 of 10 everywhere except the physician under test)
+    rows = [(f"P{i}", 10 * (i + 1), 5 * (i + 1)) for i in range(10)]
+    i = decile - 1
+    rows[i] = (f"P{i}", 10 * (i + 1), brand_trx * (i + 1))
+    segments = segment_physicians(_share(rows), NO_ACCESS)
+    row = segments.filter(pl.col("physician_id") == f"P{i}")
+    assert row["decile"].item() == decile
+    assert row["segment"].item() == expected
+    assert set(segments["segment"]) <= {"grow", "defend", "maintain", "monitor"}
+
+
+def test_targeting_list_holds_only_deciles_8_to_10_ranked_by_potential():
+    """Thirty physicians: the nine of deciles 8-10, rank 1 = the highest adjusted potential."""
+    share = _share([(f"P{i:02d}", i + 1, 0) for i in range(30)])
+    segments = segment_physicians(share, NO_ACCESS)
+    physicians = pl.DataFrame(
+        {
+            "physician_id": share["physician_id"],
+            "physician_name": [f"Dr {i}" for i in range(30)],
+            "specialty": "Cardiology",
+            "state": "MA",
+        }
+    )
+    targets = targeting_list(segments, physicians)
+    assert targets.height == 9
+    assert set(targets["decile"]) == {8, 9, 10}
+    assert targets["rank"].to_list() == list(range(1, 10))
+    assert targets["physician_id"][0] == "P29" and targets["physician_name"][0] == "Dr 29"
+    assert targets.columns == [
+        "physician_id",
+        "rank",
+        "decile",
+        "segment",
+        "physician_name",
+        "specialty",
+        "state",
+    ]
+
+
+SAT1, SAT2 = date(2026, 10, 24), date(2026, 10, 31)
+
+
+def _kpi_inputs():
+    rx = pl.DataFrame(
+        {
+            "week_ending": [SAT1, SAT1, SAT1, SAT2],
+            "product": ["ZENVIRA", "HARTEX", "VASOPRIN", "ZENVIRA"],
+            "nrx": [2, 5, 1, 0],
+            "trx": [10, 25, 15, 0],
+        }
+    )
+    claims = pl.DataFrame(
+        {
+            "week_ending": [SAT1, SAT2],
+            "product": ["ZENVIRA", "CARDIOLEX"],
+            "paid_claims": [7, 3],
+            "reversed_claims": [1, 0],
+        }
+    )
+    net = pl.DataFrame({"week_ending": [SAT1], "product": ["ZENVIRA"], "net_sales": [1234.567]})
+    npp = npp_weekly(
+        pl.DataFrame(
+            {
+                "activity_date": [date(2026, 10, 18), SAT1, date(2026, 10, 25)],
+                "product": ["ZENVIRA"] * 3,
+                "sends": [100, 50, 7],
+                "clicks": [4, 1, 2],
+            }
+        )
+    )
+    return rx, claims, net, npp
+
+
+def test_npp_days_fold_into_the_week_ending_saturday():
+    """Sunday 18th and Saturday 24th belong to the week ending the 24th; Sunday 25th to the
+    week ending the 31st."""
+    *_, npp = _kpi_inputs()
+    assert sorted(npp.iter_rows()) == [(SAT1, "ZENVIRA", 150, 5), (SAT2, "ZENVIRA", 7, 2)]
+
+
+def test_share_of_basket_is_within_0_and_1_and_sums_to_1_per_week():
+    """Each product's TRx over the week's basket TRx; null in a week without basket TRx."""
+    kpis = weekly_kpis(*_kpi_inputs())
+    week1 = kpis.filter(pl.col("week_ending") == SAT1)
+    assert week1["share_of_basket"].sum() == pytest.approx(1.0)
+    zen = week1.filter(pl.col("product") == "ZENVIRA")
+    assert zen["share_of_basket"].item() == pytest.approx(0.2)
+    shares = kpis["share_of_basket"].drop_nulls()
+    assert shares.is_between(0, 1).all()
+    week2 = kpis.filter(pl.col("week_ending") == SAT2)
+    assert week2["share_of_basket"].null_count() == week2.height
+
+
+def test_weekly_kpis_put_every_input_side_by_side_with_zeros_for_gaps():
+    """A product seen only in claims still gets a row (no TRx); money rounds to cents."""
+    kpis = weekly_kpis(*_kpi_inputs())
+    assert kpis.select("week_ending", "product").is_duplicated().sum() == 0
+    row = kpis.filter((pl.col("week_ending") == SAT1) & (pl.col("product") == "ZENVIRA"))
+    assert row.select(
+        "trx", "paid_claims", "reversed_claims", "net_sales", "npp_sends", "npp_clicks"
+    ).row(0) == (10, 7, 1, 1234.57, 150, 5)
+    cardiolex = kpis.filter(pl.col("product") == "CARDIOLEX").to_dicts()
+    assert cardiolex == [
+        {
+            "week_ending": SAT2,
+            "product": "CARDIOLEX",
+            "nrx": 0,
+            "trx": 0,
+            "share_of_basket": None,
+            "paid_claims": 3,
+            "reversed_claims": 0,
+            "net_sales": 0.0,
+            "npp_sends": 0,
+            "npp_clicks": 0,
+        }
+    ]
+    assert dict(kpis.schema) == {
+        "week_ending": pl.Date,
+        "product": pl.String,
+        "nrx": pl.Int64,
+        "trx": pl.Int64,
+        "share_of_basket": pl.Float64,
+        "paid_claims": pl.Int64,
+        "reversed_claims": pl.Int64,
+        "net_sales": pl.Float64,
+        "npp_sends": pl.Int64,
+        "npp_clicks": pl.Int64,
+    }
