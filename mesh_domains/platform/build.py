@@ -26,8 +26,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from . import lake
 from .descriptor import Domain, discover_domains, domain_levels
-from .partitions import key_for_folder, map_keys
+from .partitions import Cadence, key_for_day, key_for_folder, map_keys
 from .partitions import window as period
 from .recovery import recover_dead_runs, run_tags
 from .settings import mesh_env, mesh_paths
@@ -227,7 +228,8 @@ class BuildOptions:
 
 def partition_keys(domain: Domain, window: tuple[date, date] | None = None) -> list[str]:
     """The partitions of the domain's partitioned ports that the landing zone holds data for
-    (within ``window``), mapped from each partitioned source onto the ports' cadence."""
+    (within ``window``), mapped from each partitioned source onto the ports' cadence, and
+    those of the periods its partitioned input ports hold (:func:`input_port_keys`)."""
     cadences = {p.partition.cadence for p in domain.output_ports if p.partition}
     if not cadences:
         return []
@@ -248,10 +250,43 @@ def partition_keys(domain: Domain, window: tuple[date, date] | None = None) -> l
                 continue
             key = key_for_folder(source.partitioning, day)
             keys.update(map_keys(source.partitioning, cadence, [key]))
+    keys.update(input_port_keys(domain, cadence))
     if window is not None:
         first, last = window
         keys = {k for k in keys if first <= period(cadence, k)[1] and period(cadence, k)[0] <= last}
     return sorted(keys)
+
+
+def input_port_keys(domain: Domain, cadence: Cadence) -> set[str]:
+    """The partitions (of ``cadence``) of the periods that the domain's partitioned input
+    ports hold as served now: a domain fed by other domains' ports, not by the landing zone,
+    builds the periods its producers published."""
+    producers = discover_domains()
+    partitioned = [
+        (producers[ref.domain], port)
+        for ref in domain.input_ports
+        if ref.domain in producers
+        for port in producers[ref.domain].output_ports
+        if port.name == ref.port and port.partition is not None
+    ]
+    if not partitioned:
+        return set()
+    keys: set[str] = set()
+    con = lake.connect()
+    try:
+        for producer, port in partitioned:
+            served = lake.served_ports(producer.name)
+            if not served.get(port.name) or not served[port.name].files:
+                continue  # nothing published yet (the build says what is missing)
+            view, _ = lake.open_port(con, domain.name, producer, port.name, served=served)
+            column = port.partition.column
+            days = con.execute(
+                f'select distinct cast("{column}" as date) from {view} where "{column}" is not null'
+            ).fetchall()
+            keys.update(key_for_day(cadence, day) for (day,) in days)
+    finally:
+        con.close()
+    return keys
 
 
 def _run_request(domain: Domain, job: dg.JobDefinition, options: BuildOptions) -> dict:
