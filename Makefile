@@ -27,8 +27,9 @@ build: install
 status: install
 	$(RUN) mesh status
 
+# test modules run on two workers, a module's tests on one (they share its module-scoped mesh)
 test: install lint
-	$(RUN) pytest
+	$(RUN) pytest -n 2 --dist loadfile
 
 lint: install
 	$(RUN) ruff check .
