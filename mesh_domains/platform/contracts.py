@@ -165,7 +165,10 @@ def _rule_check(rule: RowRule) -> pa.Check:
     op = _OPS[rule.op]
 
     def check(data):
-        return {rule.name: op(data.table[rule.left], data.table[rule.right])}
+        # a row with a null operand (an open-ended validity, say) is not judged, as in the SQL
+        # engine; pandera's ibis backend would fail a column of null results outright
+        result = op(data.table[rule.left], data.table[rule.right])
+        return {rule.name: result.fill_null(True)}
 
     compiled = pa.Check(check, name=f"{rule.name}: {rule.left} {rule.op} {rule.right}")
     compiled.sql_form = ("row_rule", rule.left, rule.op, rule.right)

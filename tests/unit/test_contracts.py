@@ -7,7 +7,7 @@ import pytest
 
 from mesh_domains.platform import lake
 from mesh_domains.platform.contracts import pandera_schemas, validate_table
-from mesh_domains.platform.descriptor import discover_domains
+from mesh_domains.platform.descriptor import ColumnSpec, Contract, RowRule, discover_domains
 
 PHYSICIANS = discover_domains()["physician_master"].output_port("physicians").contract
 
@@ -122,6 +122,28 @@ def test_row_rules_compare_columns(con):
     )
     report = validate_table(con, "fact", rx, domain="physician_dw", port="fact_rx_weekly")
     assert [f.rule for f in report.failures] == ["trx_covers_nrx: trx >= nrx"]
+
+
+@pytest.mark.parametrize("open_ended", ["every row", "some rows"])
+def test_row_rules_skip_rows_with_a_null_operand(con, open_ended):
+    """A rule over a nullable column (valid_to >= valid_from, null = still valid) judges only
+    the rows where both are set, in both engines, also when the column is entirely null."""
+    validity = Contract(
+        columns=(
+            ColumnSpec("valid_from", "date", nullable=False),
+            ColumnSpec("valid_to", "date"),
+        ),
+        rules=(RowRule("ends_after_it_starts", "valid_to", ">=", "valid_from"),),
+    )
+    second = "null" if open_ended == "every row" else "date '2026-10-31'"
+    con.execute(
+        "create table validity as select * from (values (date '2026-10-01', null::date), "
+        f"(date '2026-09-01', {second})) as t(valid_from, valid_to)"
+    )
+    assert validate_table(con, "validity", validity, domain="d", port="p").passed
+    con.execute("insert into validity values (date '2026-10-01', date '2026-09-30')")
+    report = validate_table(con, "validity", validity, domain="d", port="p")
+    assert [f.rule for f in report.failures] == ["ends_after_it_starts: valid_to >= valid_from"]
 
 
 def test_every_unique_key_gets_its_own_pandera_schema():
