@@ -9,6 +9,7 @@ storage grants and domain query answers from it, so a domain folder reads like i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -219,16 +220,35 @@ class Domain:
         return sorted({p.domain for p in self.input_ports if p.domain != self.name})
 
 
+def read_yaml(path: Path) -> Any:
+    """A YAML file's content, parsed with libyaml when available (10x faster than pure Python)
+    and cached until the file changes: descriptors are read by every build step and sensor."""
+    stat = path.stat()
+    return _read_yaml(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=256)
+def _read_yaml(path: Path, mtime_ns: int, size: int) -> Any:
+    return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def load_domain(path: Path | str) -> Domain:
     """Read and validate a ``domain.yaml`` (or the folder holding one)."""
     path = Path(path)
     if path.is_dir():
         path = path / "domain.yaml"
     try:
-        raw = yaml.safe_load(path.read_text())
+        stat = path.stat()
     except FileNotFoundError as exc:
         raise DescriptorError(f"{path}: no domain descriptor here") from exc
-    return _parse_domain(raw or {}, path)
+    landing = LANDING_DESCRIPTOR.stat()
+    return _load_domain(path, stat.st_mtime_ns, stat.st_size, landing.st_mtime_ns, landing.st_size)
+
+
+@lru_cache(maxsize=128)
+def _load_domain(path: Path, *stamps: int) -> Domain:
+    """Parsed once per version of the descriptor and of the landing zone's (``stamps``)."""
+    return _parse_domain(read_yaml(path) or {}, path)
 
 
 _CONTRACT_KEYS = {"columns", "primary_key", "rules", "min_rows"}
@@ -368,7 +388,13 @@ LANDING_DESCRIPTOR = Path(__file__).resolve().parents[1] / "landing.yaml"
 
 def load_landing(path: Path = LANDING_DESCRIPTOR) -> dict[str, SourcePort]:
     """The landing zone's sources and their contracts, declared once for every domain."""
-    raw = yaml.safe_load(path.read_text()) or {}
+    stat = path.stat()
+    return dict(_load_landing(path, stat.st_mtime_ns, stat.st_size))
+
+
+@lru_cache(maxsize=8)
+def _load_landing(path: Path, mtime_ns: int, size: int) -> dict[str, SourcePort]:
+    raw = read_yaml(path) or {}
     return {
         name: _parse_source(name, spec or {}, f"{path}: source {name}")
         for name, spec in (raw.get("sources") or {}).items()

@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import yaml
 
 from .contracts import (
     DUCKDB_TYPES,
@@ -54,7 +53,7 @@ from .contracts import (
     Failure,
     validate_table,
 )
-from .descriptor import LANDING_DESCRIPTOR, DescriptorError, SourcePort
+from .descriptor import LANDING_DESCRIPTOR, DescriptorError, SourcePort, read_yaml
 from .errors import MissingInputError
 from .settings import PROJECT_ROOT, mesh_paths
 
@@ -131,7 +130,7 @@ class DeliveryRules:
 
 @lru_cache(maxsize=8)
 def _landing_raw(path: Path, mtime_ns: int) -> dict[str, dict]:
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_yaml(path) or {}
     return {name: spec or {} for name, spec in (raw.get("sources") or {}).items()}
 
 

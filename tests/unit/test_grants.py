@@ -72,7 +72,7 @@ def test_granted_inputs_become_pinned_views_and_the_producer_lake_is_detached(tm
     """What dbt and Python builds read: the view <producer>.<port> over the pinned version's
     files, in the consumer's own database; the producer's catalog is no longer attached."""
     con = lake.connect(str(tmp_path / "staging.duckdb"))
-    attach_inputs(con, discover_domains()["physician_dw"])
+    attach_inputs(con, _consumer(tmp_path, "physician_dw"))
     assert con.execute("select mesh_id from physician_master.physicians").fetchall() == [
         ("MP0000000001",)
     ]
