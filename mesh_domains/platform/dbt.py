@@ -380,9 +380,9 @@ def load_manifest(domain: Domain, project_dir: Path):
     wanted = stamp.read_text() if stamp.exists() else ""
     if cached.exists() and wanted:
         with cached.open("rb") as fh:
-            key, manifest = pickle.load(fh)
-        if key == wanted:
-            return manifest
+            key, state = pickle.load(fh)
+        if key == wanted and isinstance(state, dict):
+            return _manifest_from(state)
     from dbt.cli.main import dbtRunner
 
     profiles_dir = profile_dir(domain, project_dir)
@@ -393,8 +393,28 @@ def load_manifest(domain: Domain, project_dir: Path):
         raise RuntimeError(
             f"domain {domain.name!r}: dbt could not parse {project_dir}: {result.exception}"
         )
-    _atomic_write(cached, pickle.dumps((wanted, result.result)))
+    _atomic_write(cached, pickle.dumps((wanted, _manifest_state(result.result))))
     return result.result
+
+
+def _manifest_state(manifest) -> dict[str, Any]:
+    """A parsed ``Manifest``'s own fields, without its lookup caches.
+
+    dbt-core 1.11's ``Manifest.__reduce_ex__`` (what ``copy`` and ``pickle`` use) leaves out
+    ``fixtures`` and ``_saved_query_lookup``, so a copy gets every lookup one field off: once a
+    unit test has filled the ref lookup, ``source()`` resolves through it and fails to compile
+    ("RefableLookup.find() missing 1 required positional argument"). The manifest is therefore
+    copied and kept field by field; dbt rebuilds its lookups on first use.
+    """
+    from dataclasses import fields
+
+    return {f.name: getattr(manifest, f.name) for f in fields(manifest) if f.name[0] != "_"}
+
+
+def _manifest_from(state: dict[str, Any]):
+    from dbt.contracts.graph.manifest import Manifest
+
+    return Manifest(**state)
 
 
 def run_dbt(
@@ -411,7 +431,8 @@ def run_dbt(
 
     from dbt.cli.main import dbtRunner
 
-    manifest = copy.deepcopy(load_manifest(domain, project_dir))  # dbt mutates what it runs
+    # dbt mutates what it runs: each run gets its own copy
+    manifest = _manifest_from(copy.deepcopy(_manifest_state(load_manifest(domain, project_dir))))
     target = project_dir / "target" / f"run-{context.run.run_id[:8]}-{os.getpid()}"
     args = [
         "build",
