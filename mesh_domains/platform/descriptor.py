@@ -192,10 +192,15 @@ class Domain:
     parameters: tuple[Parameter, ...] = ()
     variations: dict[str, dict[str, Any]] = field(default_factory=dict)
     on_drift: str = "refuse"
+    variation_on_drift: dict[str, str] = field(default_factory=dict)
 
     def variation_params(self, env: str) -> dict[str, Any]:
         """The parameters an environment variation sets (e.g. canary's declared subset)."""
         return dict(self.variations.get(env, {}))
+
+    def drift_policy(self, env: str) -> str:
+        """``on_drift`` in environment ``env``: the variation's choice, else the domain's."""
+        return self.variation_on_drift.get(env, self.on_drift)
 
     @property
     def folder(self) -> Path:
@@ -334,11 +339,17 @@ def _parse_domain(raw: dict, path: Path) -> Domain:
         ),
         variations=_parse_variations(raw, where),
         on_drift=_one_of(raw.get("on_drift", "refuse"), ON_DRIFT, f"{where}: on_drift"),
+        variation_on_drift={
+            env: _one_of(spec["on_drift"], ON_DRIFT, f"{where}: variation {env}: on_drift")
+            for env, spec in (raw.get("variations") or {}).items()
+            if "on_drift" in (spec or {})
+        },
     )
 
 
 def _parse_variations(raw: dict, where: str) -> dict[str, dict[str, Any]]:
-    """``variations: {canary: {params: {states: "MA,NY"}}}``: what each environment sets."""
+    """``variations: {canary: {params: {states: "MA,NY"}, on_drift: ...}}``: what each
+    environment sets (its parameters here; its drift policy in :meth:`Domain.drift_policy`)."""
     from .settings import ENVIRONMENTS
 
     declared = {n for n in (raw.get("parameters") or {})}
@@ -346,7 +357,7 @@ def _parse_variations(raw: dict, where: str) -> dict[str, dict[str, Any]]:
     for env, spec in (raw.get("variations") or {}).items():
         _one_of(env, ENVIRONMENTS, f"{where}: variation")
         params = (spec or {}).get("params") or {}
-        unknown = set(spec or {}) - {"params"} | (set(params) - declared)
+        unknown = set(spec or {}) - {"params", "on_drift"} | (set(params) - declared)
         if unknown:
             raise DescriptorError(
                 f"{where}: variation {env}: unknown field(s) or undeclared parameter(s) "

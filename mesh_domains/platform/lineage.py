@@ -7,7 +7,9 @@ inputs, the platform merges their lineages; if one upstream port shows up at two
 ``physician_dw/dim_physician`` built from ``physician_master/physicians`` v3 and
 ``payer_dw/dim_physician`` from v5), the inputs have drifted apart. The consumer's descriptor
 chooses what happens: ``on_drift: refuse`` (the default) stops the build with a message naming
-both paths, ``on_drift: pin_consistent`` pins the newest set of input versions that agree.
+both paths, ``on_drift: pin_consistent`` pins the newest set of input versions that agree. A
+variation may choose differently (``variations: {dev: {on_drift: pin_consistent}}``: a
+developer's build reads the newest versions that agree while CI and production refuse).
 
 A partitioned port's version carries the lineage of the commit that published it, i.e. of
 the newest build of its partitions.
@@ -78,7 +80,8 @@ def drift_message(domain: Domain, pins: dict[str, Pin], found: dict[str, dict[st
     commands = ", ".join(f"mesh build --domain {d}" for d in sorted(lagging))
     lines.append(
         f"Build the lagging domain(s) first ({commands}), or set `on_drift: pin_consistent` "
-        f"in {domain.path} to read the newest versions that agree."
+        f"in {domain.path} (for the domain or one environment's variation) to read the newest "
+        "versions that agree."
     )
     return "\n".join(lines)
 

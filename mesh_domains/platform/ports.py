@@ -183,7 +183,7 @@ def attach_inputs(con: duckdb.DuckDBPyConnection, domain: Domain) -> PinnedInput
     repinned: dict[str, tuple[int | None, int | None]] = {}
     found = conflicts(pins)
     if found:
-        if domain.on_drift != "pin_consistent":
+        if domain.drift_policy(mesh_env()) != "pin_consistent":
             raise DriftError(drift_message(domain, pins, found))
 
         def history(ref: str):
