@@ -28,6 +28,7 @@ import dagster as dg
 
 from . import lake
 from .descriptor import Domain, discover_domains, domain_levels
+from .jobs import build_runs, step_cadence
 from .partitions import Cadence, key_for_day, key_for_folder, map_keys
 from .partitions import window as period
 from .recovery import recover_dead_runs, run_tags
@@ -54,10 +55,23 @@ class BuildReport:
         return all(r.state == "built" for r in self.results)
 
 
-def domain_job(domain: str) -> dg.JobDefinition:
-    """The domain's named job, from its code location module (the domain's own code)."""
+def domain_job(domain: str, job: str | None = None) -> dg.JobDefinition:
+    """The domain's named job (default ``build_<domain>``), from its code location module
+    (the domain's own code)."""
     module = importlib.import_module(f"mesh_domains.{domain}.definitions")
-    return module.defs.resolve_job_def(f"build_{domain}")
+    return module.defs.resolve_job_def(job or f"build_{domain}")
+
+
+def domain_runs(domain: Domain) -> list[tuple[str, list[dg.AssetsDefinition]]]:
+    """The runs of a full build of ``domain``: one, unless its ports have several
+    partitionings (then one per job, in dependency order: :func:`.jobs.build_runs`)."""
+    module = importlib.import_module(f"mesh_domains.{domain.name}.definitions")
+    own = [
+        a
+        for a in module.defs.assets or ()
+        if isinstance(a, dg.AssetsDefinition) and a.is_executable
+    ]
+    return build_runs(domain, own)
 
 
 def _failure_message(result: dg.ExecuteInProcessResult) -> str:
@@ -226,11 +240,21 @@ class BuildOptions:
     params: dict = field(default_factory=dict)
 
 
-def partition_keys(domain: Domain, window: tuple[date, date] | None = None) -> list[str]:
+def partition_keys(
+    domain: Domain,
+    window: tuple[date, date] | None = None,
+    cadence: Cadence | None = None,
+    feeds: set[str] | None = None,
+) -> list[str]:
     """The partitions of the domain's partitioned ports that the landing zone holds data for
     (within ``window``), mapped from each partitioned source onto the ports' cadence, and
-    those of the periods its partitioned input ports hold (:func:`input_port_keys`)."""
+    those of the periods its partitioned input ports hold (:func:`input_port_keys`).
+
+    A domain whose ports have several partitionings names the ``cadence`` of the ports being
+    built and the inputs that ``feeds`` them (``landing/<source>``, ``<producer>/<port>``)."""
     cadences = {p.partition.cadence for p in domain.output_ports if p.partition}
+    if cadence is not None:
+        cadences = {cadence}
     if not cadences:
         return []
     if len(cadences) > 1:
@@ -243,6 +267,8 @@ def partition_keys(domain: Domain, window: tuple[date, date] | None = None) -> l
     for source in domain.sources:
         if source.partitioning is None:
             continue
+        if feeds is not None and f"landing/{source.name}" not in feeds:
+            continue
         rules = delivery_rules(source)
         for delivery in deliveries(source):
             day = partition_date(rules, delivery.partition)
@@ -250,14 +276,14 @@ def partition_keys(domain: Domain, window: tuple[date, date] | None = None) -> l
                 continue
             key = key_for_folder(source.partitioning, day)
             keys.update(map_keys(source.partitioning, cadence, [key]))
-    keys.update(input_port_keys(domain, cadence))
+    keys.update(input_port_keys(domain, cadence, feeds))
     if window is not None:
         first, last = window
         keys = {k for k in keys if first <= period(cadence, k)[1] and period(cadence, k)[0] <= last}
     return sorted(keys)
 
 
-def input_port_keys(domain: Domain, cadence: Cadence) -> set[str]:
+def input_port_keys(domain: Domain, cadence: Cadence, feeds: set[str] | None = None) -> set[str]:
     """The partitions (of ``cadence``) of the periods that the domain's partitioned input
     ports hold as served now: a domain fed by other domains' ports, not by the landing zone,
     builds the periods its producers published."""
@@ -265,7 +291,7 @@ def input_port_keys(domain: Domain, cadence: Cadence) -> set[str]:
     partitioned = [
         (producers[ref.domain], port)
         for ref in domain.input_ports
-        if ref.domain in producers
+        if ref.domain in producers and (feeds is None or ref.ref in feeds)
         for port in producers[ref.domain].output_ports
         if port.name == ref.port and port.partition is not None
     ]
@@ -289,14 +315,22 @@ def input_port_keys(domain: Domain, cadence: Cadence) -> set[str]:
     return keys
 
 
-def _run_request(domain: Domain, job: dg.JobDefinition, options: BuildOptions) -> dict:
-    """Tags, run config and asset selection of one domain's build run."""
+def _run_request(
+    domain: Domain,
+    job: dg.JobDefinition,
+    options: BuildOptions,
+    steps: list[dg.AssetsDefinition] | None = None,
+) -> dict | None:
+    """Tags, run config and asset selection of one domain's build run (of ``steps`` only,
+    when the domain's build takes several runs; None when they have nothing to build)."""
     params = {**domain.variation_params(mesh_env()), **options.params}
     window = options.window
     as_of = params.get("as_of")
     if as_of:  # an as-of build publishes no period after that day
         cut = date.fromisoformat(str(as_of))
         window = (window[0] if window else date.min, min(window[1], cut) if window else cut)
+    if steps is not None:
+        return _steps_request(domain, job, steps, window, params)
     keys = partition_keys(domain, window)
     tags = {}
     selection = None
@@ -308,19 +342,51 @@ def _run_request(domain: Domain, job: dg.JobDefinition, options: BuildOptions) -
         }
     elif any(p.partition for p in domain.output_ports):
         selection = [dg.AssetKey(p.key) for p in domain.output_ports if not p.partition]
+    module = importlib.import_module(f"mesh_domains.{domain.name}.definitions")
+    executable = [
+        a
+        for a in module.defs.assets or ()
+        if isinstance(a, dg.AssetsDefinition) and a.is_executable
+    ]
+    return _with_parameters(domain, params, executable, tags, selection)
+
+
+def _with_parameters(domain: Domain, params: dict, steps, tags: dict, selection) -> dict:
+    """The request with the declared parameters as tags and as the steps' op config."""
     declared = {p.name for p in domain.parameters}
     given = {k: v for k, v in params.items() if k in declared}
     ops = {}
     if given:
-        module = importlib.import_module(f"mesh_domains.{domain.name}.definitions")
-        for assets in module.defs.assets or ():
-            if isinstance(assets, dg.AssetsDefinition) and assets.is_executable:
-                ops[assets.op.name] = {"config": given}
+        ops = {assets.op.name: {"config": given} for assets in steps}
         tags.update({f"mesh/param/{k}": str(v) for k, v in given.items()})
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     if ops:
         run_config["ops"] = ops
     return {"tags": tags, "run_config": run_config, "asset_selection": selection}
+
+
+def _steps_request(
+    domain: Domain, job, steps: list[dg.AssetsDefinition], window, params: dict
+) -> dict | None:
+    """One of several runs of a domain's build: its partitioned steps over the periods their
+    own inputs hold, its unpartitioned steps once; None when nothing is left to build."""
+    partitioned = [a for a in steps if step_cadence(domain, a) is not None]
+    keys: list[str] = []
+    if partitioned:
+        feeds = {d.asset_key.to_user_string() for a in partitioned for s in a.specs for d in s.deps}
+        keys = partition_keys(domain, window, step_cadence(domain, partitioned[0]), feeds)
+    chosen = [a for a in steps if keys or step_cadence(domain, a) is None]
+    if not chosen:
+        return None
+    tags = {}
+    if keys:
+        tags = {
+            "dagster/asset_partition_range_start": keys[0],
+            "dagster/asset_partition_range_end": keys[-1],
+            "mesh/partitions": ",".join(keys)[:1000],
+        }
+    selection = [key for a in chosen for key in a.keys]
+    return _with_parameters(domain, params, chosen, tags, selection)
 
 
 def execute_domain(
@@ -330,22 +396,42 @@ def execute_domain(
     trigger: str = "mesh build",
 ) -> dg.ExecuteInProcessResult:
     """Run the domain's ``build_<domain>`` job in this process: every partition the landing
-    zone holds (or the options' window) as one range run, with the options' parameters."""
-    job = domain_job(name)
-    request = _run_request(discover_domains()[name], job, options or BuildOptions())
-    return job.execute_in_process(
-        instance=instance,
-        raise_on_error=False,
-        tags={
-            "mesh/domain": name,
-            "mesh/env": mesh_env(),
-            "mesh/trigger": trigger,
-            **request["tags"],
-            **run_tags(),
-        },
-        run_config=request["run_config"],
-        asset_selection=request["asset_selection"],
-    )
+    zone holds (or the options' window) as one range run, with the options' parameters.
+
+    A domain whose ports have several partitionings takes one run per job, one after the
+    other in dependency order; the result is the last run's, or the first failed run's (a
+    failed run stops the build: later runs would read what it did not publish)."""
+    domain = discover_domains()[name]
+    runs = domain_runs(domain)
+    result = None
+    for job_name, steps in runs:
+        job = domain_job(name, job_name)
+        request = _run_request(
+            domain, job, options or BuildOptions(), steps if len(runs) > 1 else None
+        )
+        if request is None:
+            continue
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            tags={
+                "mesh/domain": name,
+                "mesh/env": mesh_env(),
+                "mesh/trigger": trigger,
+                **request["tags"],
+                **run_tags(),
+            },
+            run_config=request["run_config"],
+            asset_selection=request["asset_selection"],
+        )
+        if not result.success:
+            return result
+    if result is None:
+        raise ValueError(
+            f"domain {name}: nothing to build - no partitioned source of its ports has a "
+            "delivery in the periods asked for"
+        )
+    return result
 
 
 def _build_domain(

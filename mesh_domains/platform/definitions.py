@@ -4,7 +4,8 @@ Every domain gets the same shape: output ports as assets ``[domain, port]`` (gro
 owner = team, kinds, column schema, cadence partitions), each port's contract as a blocking
 asset check, other domains' ports and the landing sources as external assets carrying their
 owners' partitions (so the global asset graph links code locations), and a named job
-``build_<domain>`` for the plain ``dagster`` CLI. Automation, one mechanism per edge:
+``build_<domain>`` for the plain ``dagster`` CLI (one per partitioning when the ports have
+several: :mod:`.jobs`). Automation, one mechanism per edge:
 
 - landing source → domain: the domain's arrival sensor (:mod:`.sensors`);
 - another domain's port → domain: the domain's process-linkage sensor, which hands the
@@ -24,6 +25,7 @@ from pathlib import Path
 import dagster as dg
 
 from .descriptor import Domain, OutputPort, discover_domains, load_domain, load_landing
+from .jobs import domain_jobs
 from .partitions import Cadence, partitions_def
 from .ports import (
     CONTRACT_CHECK,
@@ -283,16 +285,22 @@ def domain_definitions(
     domain = load_domain(Path(descriptor))
     own = [python_assets(domain, b) for b in builders] + list(assets)
     selection = dg.AssetSelection.assets(*own)
+    jobs = domain_jobs(domain, own)
+    job_defs = [
+        dg.define_asset_job(
+            name,
+            selection=dg.AssetSelection.assets(*steps),
+            description=f"Build and publish every output port of {domain.name}."
+            if len(jobs) == 1
+            else f"Build and publish {', '.join(k.path[-1] for a in steps for k in a.keys)} "
+            f"of {domain.name} (a job has one partitioning).",
+            tags={"mesh/domain": domain.name},
+        )
+        for name, steps in jobs.items()
+    ]
     return dg.Definitions(
         assets=[*own, *external_input_specs(domain)],
-        jobs=[
-            dg.define_asset_job(
-                f"build_{domain.name}",
-                selection=selection,
-                description=f"Build and publish every output port of {domain.name}.",
-                tags={"mesh/domain": domain.name},
-            )
-        ],
+        jobs=job_defs,
         sensors=[
             dg.AutomationConditionSensorDefinition(
                 f"{domain.name}_automation",
@@ -302,7 +310,7 @@ def domain_definitions(
                 description=f"Propagates changes between {domain.name}'s own ports (any "
                 "partition), once their upstream contracts pass.",
             ),
-            *domain_sensors(domain, own),
+            *domain_sensors(domain, own, job_defs),
         ],
         resources=resources or {},
         # a domain's steps share one process: a step of its own would pay the imports again

@@ -29,6 +29,7 @@ import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from .descriptor import Domain, OutputPort, SourcePort, discover_domains
+from .jobs import job_name, port_jobs
 from .partitions import Cadence, key_for_folder, map_keys, partitions_def
 from .sources import (
     content_hash,
@@ -67,13 +68,15 @@ def landing_partition(source: SourcePort, folder: str) -> str | None:
 
 class DomainGraph:
     """What a domain's sensors need to know about its own assets: which ports each port's
-    step publishes with it (a step is not split), and what each port depends on."""
+    step publishes with it (a step is not split), what each port depends on, and which job
+    builds it (a domain whose ports have several partitionings has a job per partitioning)."""
 
     def __init__(self, domain: Domain, own: Sequence[dg.AssetsDefinition]):
         self.domain = domain
         self.steps: dict[str, list[str]] = {}
         self.deps: dict[str, list[str]] = {}
         self.op_of: dict[str, str] = {}
+        self.job_of: dict[str, str] = port_jobs(domain, own)
         for assets in own:
             names = [k.path[-1] for k in assets.keys]
             for spec in assets.specs:
@@ -94,6 +97,21 @@ class DomainGraph:
 
     def unpartitioned(self) -> list[str]:
         return [n for n in self.steps if not self.port(n).partition]
+
+    @property
+    def several_jobs(self) -> bool:
+        return len(set(self.job_of.values())) > 1
+
+    def job_name(self, names) -> str | None:
+        """The job of a request for ``names`` (all of one job), when the domain has several."""
+        return self.job_of[next(iter(names))] if self.several_jobs else None
+
+    def jobs_of(self, names) -> dict[str, list[str]]:
+        """``names`` split by the job that builds them."""
+        out: dict[str, list[str]] = {}
+        for name in names:
+            out.setdefault(self.job_of[name], []).append(name)
+        return out
 
     def run_config(self, params: dict, names) -> dict:
         """Hand parameters over to the selected steps (every step takes the declared ones)."""
@@ -142,7 +160,15 @@ def _digest(items) -> str:
     return hashlib.sha256(json.dumps(sorted(items)).encode()).hexdigest()[:20]
 
 
-def arrival_sensor(graph: DomainGraph) -> dg.SensorDefinition | None:
+def _targets(graph: DomainGraph, jobs: Sequence | None) -> dict:
+    """The sensor's target: the domain's ports, or its jobs when it has several (a target
+    is one job, and one job has one partitioning)."""
+    if graph.several_jobs and jobs:
+        return {"jobs": list(jobs)}
+    return {"target": dg.AssetSelection.assets(*graph.with_steps(graph.steps))}
+
+
+def arrival_sensor(graph: DomainGraph, jobs: Sequence | None = None) -> dg.SensorDefinition | None:
     domain = graph.domain
     sources = entry_sources(domain)
     if not sources:
@@ -152,7 +178,7 @@ def arrival_sensor(graph: DomainGraph) -> dg.SensorDefinition | None:
         name=f"{domain.name}_arrivals",
         minimum_interval_seconds=SENSOR_INTERVAL_S,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        target=dg.AssetSelection.assets(*graph.with_steps(graph.steps)),
+        **_targets(graph, jobs),
         description=f"Records new or replaced deliveries of {', '.join(s.name for s in sources)} "
         f"(data version = the file's SHA-256) and starts exactly the {domain.name} partitions "
         "they feed.",
@@ -209,6 +235,7 @@ def _arrival_requests(graph: DomainGraph, changed: list[tuple]) -> list[dg.RunRe
         requests.append(
             dg.RunRequest(
                 run_key=f"arrival:{_digest([c[3] for c in changed])}",
+                job_name=graph.job_name(fed),
                 asset_selection=graph.with_steps(fed),
                 tags={
                     "mesh/trigger": "arrival",
@@ -227,6 +254,7 @@ def _arrival_requests(graph: DomainGraph, changed: list[tuple]) -> list[dg.RunRe
             requests.append(
                 dg.RunRequest(
                     run_key=f"arrival:{name}:{key}:{_digest(shas)}",
+                    job_name=graph.job_name([name]),
                     partition_key=key,
                     asset_selection=graph.with_steps([name]),
                     tags={"mesh/trigger": "arrival"},
@@ -235,7 +263,7 @@ def _arrival_requests(graph: DomainGraph, changed: list[tuple]) -> list[dg.RunRe
     return requests
 
 
-def linkage_sensor(graph: DomainGraph) -> dg.SensorDefinition | None:
+def linkage_sensor(graph: DomainGraph, jobs: Sequence | None = None) -> dg.SensorDefinition | None:
     domain = graph.domain
     upstream = [ref for ref in domain.input_ports if ref.domain != domain.name]
     if not upstream:
@@ -245,7 +273,7 @@ def linkage_sensor(graph: DomainGraph) -> dg.SensorDefinition | None:
         name=f"{domain.name}_linkage",
         minimum_interval_seconds=SENSOR_INTERVAL_S,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        target=dg.AssetSelection.assets(*graph.with_steps(graph.steps)),
+        **_targets(graph, jobs),
         description=f"Process linkage: starts {domain.name} once per upstream publish of "
         f"{', '.join(r.ref for r in upstream)}, with the partitions it changed and its parameters.",
     )
@@ -267,8 +295,10 @@ def linkage_sensor(graph: DomainGraph) -> dg.SensorDefinition | None:
                     run["changed"][key] = sorted(set(run["changed"].get(key, [])) | set(keys))
                 variation = meta.get("variation_detail") or {}
                 run["params"] = variation.get("params") or {}
-        requests = [_linkage_request(graph, run_id, run) for run_id, run in publishes.items()]
-        return dg.SensorResult(run_requests=[r for r in requests if r], cursor=json.dumps(cursor))
+        requests = [
+            r for run_id, run in publishes.items() for r in _linkage_requests(graph, run_id, run)
+        ]
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
 
     return _linkage
 
@@ -289,7 +319,9 @@ def _new_publishes(instance: dg.DagsterInstance, key: list[str], cursor: dict):
     return result.records
 
 
-def _linkage_request(graph: DomainGraph, run_id: str, run: dict) -> dg.RunRequest | None:
+def _linkage_requests(graph: DomainGraph, run_id: str, run: dict) -> list[dg.RunRequest]:
+    """One run per upstream publish; per job when the domain has several (one partitioning
+    each): the partitions the publish changed, and the unpartitioned ports with the main job."""
     tags = {
         "mesh/trigger": "process linkage",
         "mesh/upstream_domain": run["domain"],
@@ -298,24 +330,37 @@ def _linkage_request(graph: DomainGraph, run_id: str, run: dict) -> dg.RunReques
         **{f"{PARAM_TAG}{k}": str(v) for k, v in (run.get("params") or {}).items()},
     }
     targets = partitions_to_build(graph, run["changed"])
-    keys = sorted({k for ks in targets.values() for k in ks})
-    if keys:
-        names = list(graph.steps)
-        tags["dagster/asset_partition_range_start"] = keys[0]
-        tags["dagster/asset_partition_range_end"] = keys[-1]
-        tags["mesh/partitions"] = ",".join(keys)[:1000]
-    else:
-        names = graph.unpartitioned()
-    if not names:
-        return None
-    return dg.RunRequest(
-        run_key=f"linkage:{run_id}",
-        asset_selection=graph.with_steps(names),
-        tags=tags,
-        run_config=graph.run_config(run.get("params") or {}, names),
-    )
+    requests = []
+    for job, names in graph.jobs_of(graph.steps).items():
+        keys = sorted({k for n, ks in targets.items() if n in names for k in ks})
+        if keys:
+            job_tags = {
+                **tags,
+                "dagster/asset_partition_range_start": keys[0],
+                "dagster/asset_partition_range_end": keys[-1],
+                "mesh/partitions": ",".join(keys)[:1000],
+            }
+        else:
+            job_tags, names = tags, [n for n in names if not graph.port(n).partition]
+        if not names:
+            continue
+        requests.append(
+            dg.RunRequest(
+                run_key=f"linkage:{run_id}"
+                if job == job_name(graph.domain)
+                else f"linkage:{run_id}:{job}",
+                job_name=graph.job_name(names),
+                asset_selection=graph.with_steps(names),
+                tags=job_tags,
+                run_config=graph.run_config(run.get("params") or {}, names),
+            )
+        )
+    return requests
 
 
-def domain_sensors(domain: Domain, own: Sequence[dg.AssetsDefinition]) -> list:
+def domain_sensors(
+    domain: Domain, own: Sequence[dg.AssetsDefinition], jobs: Sequence | None = None
+) -> list:
     graph = DomainGraph(domain, own)
-    return [s for s in (arrival_sensor(graph), linkage_sensor(graph)) if s is not None]
+    sensors = (arrival_sensor(graph, jobs), linkage_sensor(graph, jobs))
+    return [s for s in sensors if s is not None]
