@@ -4,13 +4,15 @@ chain (physician_master .. brand_analytics) that every mesh test below reads."""
 from __future__ import annotations
 
 import random
-from datetime import date
+from datetime import date, timedelta
 
+import dagster as dg
 import duckdb
 import polars as pl
 import pytest
+from mesh_harness import _make_mesh
 
-from mesh_domains.brand_analytics.kpi_weekly import npp_weekly, weekly_kpis
+from mesh_domains.brand_analytics.kpi_weekly import npp_weekly, week_ending, weekly_kpis
 from mesh_domains.brand_analytics.physician_segments import (
     NO_CLAIMS_ACCESS_RATE,
     access_rates,
@@ -18,6 +20,9 @@ from mesh_domains.brand_analytics.physician_segments import (
     segment_physicians,
     targeting_list,
 )
+from mesh_domains.platform import lake
+from mesh_domains.platform.descriptor import discover_domains
+from mesh_domains.platform.status import port_status
 
 # ---------------------------------------------------------------- business rules (no mesh)
 
@@ -243,3 +248,136 @@ def test_weekly_kpis_put_every_input_side_by_side_with_zeros_for_gaps():
         "npp_sends": pl.Int64,
         "npp_clicks": pl.Int64,
     }
+
+
+# ---------------------------------------------------------------- the domain in a tiny mesh
+
+CHAIN = (
+    "physician_master",
+    "reference",
+    "payer_master",
+    "physician_dw",
+    "payer_dw",
+    "npp",
+    "brand_analytics",
+)
+BRAND = "ZENVIRA"
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    """Every domain brand_analytics reads from, and brand_analytics, built once on tiny data."""
+    for mesh in _make_mesh(tmp_path_factory.mktemp("brand_analytics")):
+        report = mesh.build(*CHAIN)
+        assert report.ok, [(r.domain, r.error) for r in report.results if r.state != "built"]
+        yield mesh, {r.domain: r for r in report.results}
+
+
+def _port(ref: str, version: int | None = None) -> pl.DataFrame:
+    """A published port as brand_analytics reads it (grants checked)."""
+    producer, port = ref.split("/")
+    con = lake.connect()
+    try:
+        view, _ = lake.open_port(
+            con, "brand_analytics", discover_domains()[producer], port, version
+        )
+        return con.execute(f"select * from {view}").pl()
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_every_contract_passes_and_every_input_is_pinned(chain):
+    """The build's blocking contract checks all pass, all three ports are published, and the
+    version records the eight input ports it read."""
+    mesh, results = chain
+    run_id = results["brand_analytics"].run_id
+    records = mesh.instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    evaluations = [r.dagster_event.event_specific_data for r in records]
+    contracts = {e.asset_key.path[-1] for e in evaluations if e.check_name == "contract"}
+    assert contracts == {"physician_segments", "targeting_list", "kpi_weekly"}
+    assert all(e.passed for e in evaluations)
+    domain = discover_domains()["brand_analytics"]
+    for port in ("physician_segments", "targeting_list", "kpi_weekly"):
+        status = port_status(mesh.instance, domain, port)
+        assert status.rows > 0
+        assert set(status.input_versions) == {ref.ref for ref in domain.input_ports}
+
+
+@pytest.mark.slow
+def test_segments_cover_every_physician_with_brand_activity(chain):
+    """Every physician of physician_dw's dimension with a row in the brand-share mart has a
+    segment, deciles run 1..10, claims moved some access rates off the neutral 0.5, and the
+    targeting list is exactly deciles 8-10."""
+    dim = _port("physician_dw/dim_physician")
+    share = _port("physician_dw/physician_brand_share")
+    segments = _port("brand_analytics/physician_segments")
+    targets = _port("brand_analytics/targeting_list")
+    active = set(share["physician_id"]) & set(dim["physician_id"])
+    assert active and set(segments["physician_id"]) == active
+    assert sorted(segments["decile"].unique()) == list(range(1, 11))
+    assert segments["access_rate"].is_between(0, 1).all()
+    assert (segments["access_rate"] != NO_CLAIMS_ACCESS_RATE).any()
+    top = segments.filter(pl.col("decile") >= 8)
+    assert set(targets["physician_id"]) == set(top["physician_id"])
+    assert sorted(targets["rank"]) == list(range(1, targets.height + 1))
+
+
+@pytest.mark.slow
+def test_kpi_trx_per_week_is_the_sum_of_fact_rx_weekly_for_the_brand(chain):
+    """The brand's weekly TRx and NRx in kpi_weekly equal physician_dw's Rx facts summed by week."""
+    rx = _port("physician_dw/fact_rx_weekly").filter(pl.col("product") == BRAND)
+    expected = rx.group_by("week_ending").agg(pl.col("nrx").sum(), pl.col("trx").sum())
+    kpis = _port("brand_analytics/kpi_weekly").filter(pl.col("product") == BRAND)
+    got = kpis.select("week_ending", "nrx", "trx")
+    assert dict(got.select("week_ending", "trx").iter_rows()) == dict(
+        expected.select("week_ending", "trx").iter_rows()
+    )
+    assert dict(got.select("week_ending", "nrx").iter_rows()) == dict(
+        expected.select("week_ending", "nrx").iter_rows()
+    )
+    assert kpis["share_of_basket"].drop_nulls().is_between(0, 1).all()
+
+
+@pytest.mark.slow
+def test_kpi_weeks_are_the_weeks_its_inputs_hold(chain):
+    """mesh build publishes one kpi_weekly partition per week any input port holds, each
+    ending on a Saturday."""
+    mesh, _ = chain
+    weeks = set(_port("physician_dw/fact_rx_weekly")["week_ending"])
+    weeks |= set(_port("payer_dw/fact_claims")["week_ending"])
+    weeks |= set(_port("payer_dw/gross_to_net")["week_ending"])
+    npp = _port("npp/engagement_daily").select(week_ending(pl.col("activity_date")))
+    weeks |= set(npp["activity_date"])
+    published = set(_port("brand_analytics/kpi_weekly")["week_ending"])
+    assert published == weeks
+    assert {w.weekday() for w in published} == {5}
+    materialized = mesh.instance.get_materialized_partitions(
+        dg.AssetKey(["brand_analytics", "kpi_weekly"])
+    )
+    assert {date.fromisoformat(k) + timedelta(days=6) for k in materialized} == weeks
+
+
+@pytest.mark.slow
+def test_a_scoped_build_stages_and_replaces_only_its_week(chain):
+    """Building one week stages only that week's rows and republishes exactly them: every
+    other week is served as before."""
+    mesh, _ = chain
+    domain = discover_domains()["brand_analytics"]
+    version = port_status(mesh.instance, domain, "kpi_weekly").version
+    before = _port("brand_analytics/kpi_weekly").sort("week_ending", "product")
+    saturday = sorted(set(before["week_ending"]))[len(set(before["week_ending"])) // 2]
+    sunday = saturday - timedelta(days=6)
+    result = mesh.run_job("brand_analytics", window=(sunday, saturday))
+    assert result.success
+    con = duckdb.connect(str(mesh.paths.staging_db("brand_analytics")), read_only=True)
+    staged = con.execute("select distinct week_ending from main.kpi_weekly").fetchall()
+    con.close()
+    assert staged == [(saturday,)]
+    after = _port("brand_analytics/kpi_weekly").sort("week_ending", "product")
+    assert after.equals(before)
+    assert port_status(mesh.instance, domain, "kpi_weekly").version > version
+    event = mesh.instance.get_latest_materialization_event(
+        dg.AssetKey(["brand_analytics", "kpi_weekly"])
+    )
+    assert event.asset_materialization.metadata["partitions"].value == [sunday.isoformat()]
