@@ -1,71 +1,221 @@
-"""physician_dw (dbt) on tiny data: reads the master's port across domains, dbt tests as
-checks, contract before publish, input port versions recorded."""
+"""physician_dw (dbt) on tiny data: reads the master's ports across domains, dbt tests as
+checks, contract before publish, input port versions recorded; the daily call fact next to the
+weekly Rx fact (two partitionings: a job each), and the territory mart by the current alignment.
+
+One tiny mesh is built once for the module's read-only tests; the tests that rebuild or build
+out of order get a mesh of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
 
 import dagster as dg
 import pytest
+from mesh_harness import Mesh, _make_mesh
 
 from mesh_domains.platform import lake
 from mesh_domains.platform.descriptor import discover_domains
 from mesh_domains.platform.status import port_status
 
 pytestmark = pytest.mark.slow
+DOMAIN = "physician_dw"
+UPSTREAM = ("physician_master", "reference")
 
 
-def _check_evaluations(instance, run_id):
-    records = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Iterator[Mesh]:
+    """A tiny mesh with the master, the reference data and the warehouse built once."""
+    for mesh in _make_mesh(tmp_path_factory.mktemp("physician_dw")):
+        for domain in (*UPSTREAM, DOMAIN):
+            assert mesh.run_job(domain).success, domain
+        yield mesh
+
+
+def _runs(instance: dg.DagsterInstance, domain: str) -> list[dg.DagsterRun]:
+    return list(instance.get_runs(filters=dg.RunsFilter(tags={"mesh/domain": domain})))
+
+
+def _check_evaluations(instance, run_ids):
+    records = [
+        r
+        for run_id in run_ids
+        for r in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    ]
     return [r.dagster_event.event_specific_data for r in records]
 
 
-def test_dbt_domain_builds_from_the_published_master(mesh):
+def _materialized(instance, run_id: str) -> dict[str, list[str | None]]:
+    out: dict[str, list[str | None]] = {}
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        m = record.dagster_event.event_specific_data.materialization
+        out.setdefault(m.asset_key.path[-1], []).append(m.partition)
+    return out
+
+
+def _read(mesh: Mesh, sql: str, ports: dict[str, list[str]]) -> list[tuple]:
+    """``sql`` over served ports (``{domain: [port, ...]}``), each a view named after the port,
+    and the landing files of the calls as the view ``landing_calls``."""
+    con = lake.connect()
+    try:
+        domains = discover_domains()
+        for producer, names in ports.items():
+            for port in names:
+                lake.open_port(con, DOMAIN, domains[producer], port, view=port)
+        files = str(mesh.paths.landing / "field_calls" / "*" / "field_calls.csv")
+        con.execute(
+            f"create view landing_calls as select * from read_csv('{files}', header = true)"
+        )
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_dbt_domain_builds_from_the_published_master(built):
     """dbt builds the star schema from physician_master's published version, dbt tests and
-    the pandera contract run before publish, and the version read is recorded."""
-    assert mesh.run_job("physician_master").success
-    result = mesh.run_job("physician_dw")
-    assert result.success
+    the pandera contract run before publish, and the versions read are recorded."""
     domains = discover_domains()
-    master = port_status(mesh.instance, domains["physician_master"], "physicians")
-    dim = port_status(mesh.instance, domains["physician_dw"], "dim_physician")
+    master = port_status(built.instance, domains["physician_master"], "physicians")
+    xref = port_status(built.instance, domains["physician_master"], "physician_xref")
+    dim = port_status(built.instance, domains[DOMAIN], "dim_physician")
     assert dim.rows == master.rows
-    assert dim.input_versions == {"physician_master/physicians": master.version}
-    evaluations = _check_evaluations(mesh.instance, result.run_id)
+    assert dim.input_versions["physician_master/physicians"] == master.version
+    assert dim.input_versions["physician_master/physician_xref"] == xref.version
+    alignment = port_status(built.instance, domains["reference"], "territory_alignment")
+    assert dim.input_versions["reference/territory_alignment"] == alignment.version
+    evaluations = _check_evaluations(
+        built.instance, [r.run_id for r in _runs(built.instance, DOMAIN)]
+    )
     names = {(e.asset_key.path[-1], e.check_name) for e in evaluations}
     assert ("dim_physician", "contract") in names
     assert ("dim_physician", "unique_dim_physician_npi") in names
-    assert all(e.passed for e in evaluations)
+    assert ("fact_calls", "contract") in names
+    assert ("fact_calls", "unique_fact_calls_call_id") in names
+    assert ("territory_performance", "contract") in names
+    assert all(e.passed for e in evaluations), [e for e in evaluations if not e.passed]
+
+
+def test_two_partitionings_build_as_a_job_each(built):
+    """The weekly Rx fact and the daily call fact cannot share a Dagster run: the build takes
+    one run of build_physician_dw (weeks) and one of build_physician_dw__daily, which
+    publishes exactly the days of calls delivered."""
+    runs = {r.job_name: r for r in _runs(built.instance, DOMAIN)}
+    assert set(runs) == {"build_physician_dw", "build_physician_dw__daily"}
+    daily = _materialized(built.instance, runs["build_physician_dw__daily"].run_id)
+    days = sorted(p.name for p in (built.paths.landing / "field_calls").iterdir())
+    assert daily == {"fact_calls": days}
+    weekly = _materialized(built.instance, runs["build_physician_dw"].run_id)
+    assert "fact_calls" not in weekly and len(weekly["fact_rx_weekly"]) >= 1
+
+
+def test_every_call_is_kept_with_the_golden_physician_of_its_crm_account(built):
+    """Each delivered call appears once, with its rep, date, channel, product and samples; its
+    physician is the master's mesh id for the CRM account, null for an account unknown to it."""
+    ports = {DOMAIN: ["fact_calls"], "physician_master": ["physician_xref", "physicians"]}
+    missing = _read(
+        built,
+        "select count(*) from landing_calls l anti join fact_calls f on f.call_id = l.call_id "
+        "and f.crm_id = l.crm_id and f.rep_id = l.rep_id and f.call_date = l.call_date "
+        "and f.channel = l.channel and f.product = l.product_detailed and f.samples = l.samples",
+        ports,
+    )
+    counts = _read(
+        built, "select (select count(*) from landing_calls), count(*) from fact_calls", ports
+    )
+    assert missing == [(0,)] and counts[0][0] == counts[0][1] > 0
+    mapped = _read(
+        built,
+        "select count(*) filter (where f.physician_id is not distinct from x.mesh_id), "
+        "count(*) filter (where f.physician_id is null), "
+        "count(*) filter (where f.physician_id is not null and p.mesh_id is null) "
+        "from fact_calls f left join (select * from physician_xref where source_system = 'crm') x "
+        "on x.source_id = f.crm_id left join physicians p on p.mesh_id = f.physician_id",
+        ports,
+    )
+    matched, unknown, dangling = mapped[0]
+    assert matched == counts[0][1]  # every call: the xref's physician, or null without one
+    assert dangling == 0 and matched > unknown
 
 
 def test_consumer_reads_the_pinned_version_not_a_newer_one(mesh):
     """A build reads the input version current at its start, recorded as its input version;
     the producer's next version changes what the next consumer build records."""
-    assert mesh.run_job("physician_master").success
-    assert mesh.run_job("physician_dw").success
+    for domain in (*UPSTREAM, DOMAIN):
+        assert mesh.run_job(domain).success
     domains = discover_domains()
-    first = port_status(mesh.instance, domains["physician_dw"], "fact_rx_weekly").input_versions
+    first = port_status(mesh.instance, domains[DOMAIN], "fact_rx_weekly").input_versions
     assert mesh.run_job("physician_master").success
-    assert mesh.run_job("physician_dw").success
-    second = port_status(mesh.instance, domains["physician_dw"], "fact_rx_weekly").input_versions
+    assert mesh.run_job(DOMAIN).success
+    second = port_status(mesh.instance, domains[DOMAIN], "fact_rx_weekly").input_versions
     assert second["physician_master/physicians"] > first["physician_master/physicians"]
 
 
 def test_consumer_without_a_built_producer_fails_clearly(mesh):
     """Building a consumer before its producer names the missing input and what to do."""
-    result = mesh.run_job("physician_dw")
+    result = mesh.run_job(DOMAIN)
     assert not result.success
     message = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error
     assert "physician_master" in message.message and "build" in message.message
 
 
-def test_published_marts_are_readable_by_a_granted_domain(mesh):
+def test_published_marts_are_readable_by_a_granted_domain(built):
     """brand_analytics holds a grant on physician_dw's ports and can read them read-only."""
-    assert mesh.run_job("physician_master").success
-    assert mesh.run_job("physician_dw").success
     con = lake.connect()
     alias = lake.attach_port_reader(
-        con, "brand_analytics", discover_domains()["physician_dw"], ["physician_brand_share"]
+        con, "brand_analytics", discover_domains()[DOMAIN], ["physician_brand_share", "fact_calls"]
     )
     share = con.execute(
         f"select min(brand_share), max(brand_share), max(basket_decile) "
         f"from {alias}.main.physician_brand_share"
     ).fetchone()
+    calls = con.execute(f"select count(*) from {alias}.main.fact_calls").fetchone()[0]
     con.close()
     assert 0 <= share[0] <= share[1] <= 1 and share[2] == 10
+    assert calls > 0
+
+
+def test_territory_performance_sums_rx_and_calls_by_the_current_alignment(built):
+    """Every TRx and call of a physician whose zip3 the current alignment holds lands in that
+    zip3's territory (with its district and region), nothing else does, and each territory's
+    products share its basket TRx."""
+    ports = {
+        DOMAIN: ["fact_rx_weekly", "fact_calls", "territory_performance"],
+        "physician_master": ["physicians"],
+        "reference": ["territory_alignment"],
+    }
+    aligned = (
+        "with placed as (select p.mesh_id as physician_id, a.territory, a.district, a.region "
+        "from physicians p join territory_alignment a on a.zip3 = left(p.zip, 3) "
+        "and a.is_current) "
+    )
+    expected = _read(
+        built,
+        aligned + "select territory, product, any_value(district), any_value(region), "
+        "count(distinct physician_id), sum(trx), sum(calls), sum(samples) from ("
+        "select physician_id, product, trx, 0 as calls, 0 as samples from fact_rx_weekly "
+        "union all select physician_id, product, 0, 1, samples from fact_calls "
+        "where physician_id is not null) join placed using (physician_id) "
+        "group by all order by all",
+        ports,
+    )
+    actual = _read(
+        built,
+        "select territory, product, district, region, physicians, trx, calls, samples "
+        "from territory_performance order by all",
+        ports,
+    )
+    assert len(actual) > 1 and actual == expected
+    left_out = _read(
+        built,
+        aligned + "select (select sum(trx) from fact_rx_weekly) - "
+        "(select sum(trx) from fact_rx_weekly join placed using (physician_id)), "
+        "(select sum(trx) from territory_performance)",
+        ports,
+    )
+    shares = _read(
+        built,
+        "select territory, sum(share_of_basket), sum(trx) from territory_performance group by 1",
+        ports,
+    )
+    assert left_out[0][0] >= 0 and left_out[0][1] > 0
+    assert all(abs(total - 1) < 1e-9 for _, total, trx in shares if trx > 0)
