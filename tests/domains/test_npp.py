@@ -57,8 +57,8 @@ def landing(mesh, sql: str) -> list[tuple]:
 
 
 def test_every_check_passes_before_publish(built):
-    """Both ports pass their pandera contract and their dbt tests (the singular tests of the
-    spend-share and click-rate rules included) in the build that published them."""
+    """Both ports pass their pandera contract, and the mix the dbt test of the spend-share
+    rule, in the build that published them."""
     mesh, result = built
     records = mesh.instance.all_logs(
         result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
@@ -69,7 +69,6 @@ def test_every_check_passes_before_publish(built):
         ("engagement_daily", "contract"),
         ("channel_mix", "contract"),
         ("channel_mix", "channel_mix_spend_shares_sum_to_one"),
-        ("channel_mix", "channel_mix_click_rate_within_0_1"),
     } <= names
     assert all(e.passed for e in evaluations), [e for e in evaluations if not e.passed]
 
