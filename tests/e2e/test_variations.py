@@ -148,7 +148,8 @@ def test_a_new_week_publishes_only_that_week_downstream(flow):
         "dim_physician": [None],
         "fact_rx_weekly": [NEW_KEY],
         "physician_brand_share": [None],
-    }
+        "territory_performance": [None],
+    }  # and no day of fact_calls: no call was delivered
     after = weeks_served(mesh)
     assert set(after) == set(before) | {NEW_WEEK}
     assert {w: after[w] for w in before} == before
