@@ -29,6 +29,7 @@ def tick(sensor, instance, cursor):
 def test_an_upstream_publish_starts_the_consumer_once_and_nothing_else_does(mesh):
     sensor = linkage()
     assert mesh.run_job("physician_master").success
+    assert mesh.run_job("reference").success
     assert mesh.run_job("physician_dw").success
     requests, cursor = tick(sensor, mesh.instance, None)
     assert requests == []  # the first tick takes what was built as handled
@@ -42,7 +43,8 @@ def test_an_upstream_publish_starts_the_consumer_once_and_nothing_else_does(mesh
     assert {k.path[-1] for k in requests[0].asset_selection} == {
         "dim_physician",
         "physician_brand_share",
-    }  # no new delivery: the weekly fact has no partition to rebuild
+        "territory_performance",
+    }  # no new delivery: neither the weekly nor the daily fact has a partition to rebuild
     requests, cursor = tick(sensor, mesh.instance, cursor)
     assert requests == []  # exactly once
 
