@@ -64,7 +64,7 @@ def test_every_port_is_published_after_its_checks_pass(built):
     for port in PORTS:
         status = port_status(built.instance, domain, port)
         assert status.state == "published" and status.rows > 0, port
-        assert status.checks_passed == status.checks_total > 1, (port, status.checks)
+        assert status.checks_passed == status.checks_total >= 1, (port, status.checks)
         assert set(status.input_versions) == {f"{r.domain}/{r.port}" for r in domain.input_ports}
     run_ids = {port_status(built.instance, domain, p).run_id for p in PORTS}
     checks = [
@@ -74,6 +74,9 @@ def test_every_port_is_published_after_its_checks_pass(built):
     ]
     contracts = {c.asset_key.path[-1] for c in checks if c.check_name == "contract" and c.passed}
     assert contracts == set(PORTS)
+    names = {(c.asset_key.path[-1], c.check_name) for c in checks}
+    assert ("fact_claims", "fact_claims_reversals_cancel_their_original") in names
+    assert ("gross_to_net", "gross_to_net_net_is_gross_less_rebates_less_assistance") in names
     assert all(c.passed for c in checks)
     manifest = json.loads((DBT_PROJECTS / DOMAIN / "target" / "manifest.json").read_text())
     units = read_ports(domain, manifest).unit_tests
