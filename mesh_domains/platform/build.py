@@ -29,7 +29,7 @@ import dagster as dg
 from . import lake
 from .descriptor import Domain, discover_domains, domain_levels
 from .jobs import build_runs, step_cadence
-from .partitions import Cadence, key_for_day, key_for_folder, map_keys
+from .partitions import CADENCES, Cadence, key_for_day, key_for_folder, map_keys
 from .partitions import window as period
 from .recovery import recover_dead_runs, run_tags
 from .settings import mesh_env, mesh_paths
@@ -264,11 +264,16 @@ def partition_keys(
         )
     (cadence,) = cadences
     keys: set[str] = set()
-    for source in domain.sources:
-        if source.partitioning is None:
-            continue
-        if feeds is not None and f"landing/{source.name}" not in feeds:
-            continue
+    fed_by = [
+        s
+        for s in domain.sources
+        if s.partitioning is not None and (feeds is None or f"landing/{s.name}" in feeds)
+    ]
+    # periods come from the sources cut at least as finely as the ports: a coarser one (the
+    # quarterly rebates next to weekly claims) applies to those periods but adds none
+    rank = {c: i for i, c in enumerate(CADENCES)}
+    fine = [s for s in fed_by if rank[s.partitioning.cadence] <= rank[cadence.cadence]]
+    for source in fine or fed_by:
         rules = delivery_rules(source)
         for delivery in deliveries(source):
             day = partition_date(rules, delivery.partition)
