@@ -8,13 +8,16 @@ out of order get a mesh of their own.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 
 import dagster as dg
+import duckdb
 import pytest
 from mesh_harness import Mesh, _make_mesh
 
 from mesh_domains.platform import lake
+from mesh_domains.platform.build import domain_job
 from mesh_domains.platform.descriptor import discover_domains
 from mesh_domains.platform.status import port_status
 
@@ -219,3 +222,52 @@ def test_territory_performance_sums_rx_and_calls_by_the_current_alignment(built)
     )
     assert left_out[0][0] >= 0 and left_out[0][1] > 0
     assert all(abs(total - 1) < 1e-9 for _, total, trx in shares if trx > 0)
+
+
+def _days_of_calls(mesh: Mesh) -> dict[str, tuple]:
+    """fact_calls as served: an order-free digest of each day's rows."""
+    rows = _read(
+        mesh,
+        "select call_date::varchar, count(*), sum(hash(call_id, physician_id, samples)) "
+        "from fact_calls group by 1 order by 1",
+        {DOMAIN: ["fact_calls"]},
+    )
+    return {day: (n, digest) for day, n, digest in rows}
+
+
+def test_a_new_day_of_calls_publishes_only_that_day(built):
+    """(Last: it adds a delivery.) The domain's arrival sensor sees a new day of calls and
+    requests that day of fact_calls from the daily job; the run publishes exactly that day
+    and every other day stays served as it was."""
+    defs = importlib.import_module(f"mesh_domains.{DOMAIN}.definitions").defs
+    sensor = defs.get_sensor_def(f"{DOMAIN}_arrivals")
+    baseline = sensor(dg.build_sensor_context(instance=built.instance))
+    assert baseline.run_requests == []  # the domain was built from what is there
+    before = _days_of_calls(built)
+    source, new_day = built.landing_file("field_calls", "2026-10-30"), "2026-11-01"
+    target = built.paths.landing / "field_calls" / new_day / "field_calls.csv"
+    target.parent.mkdir()
+    con = duckdb.connect()
+    con.execute(
+        f"copy (select * replace ('CALL20261101' || call_id[13:] as call_id, "
+        f"'{new_day}' as call_date) from read_csv('{source}', all_varchar = true)) "
+        f"to '{target}' (header, delimiter ',')"
+    )
+    con.close()
+    tick = sensor(dg.build_sensor_context(instance=built.instance, cursor=baseline.cursor))
+    (request,) = tick.run_requests
+    assert (request.job_name, request.partition_key) == ("build_physician_dw__daily", new_day)
+    assert [k.path[-1] for k in request.asset_selection] == ["fact_calls"]
+    result = domain_job(DOMAIN, request.job_name).execute_in_process(
+        instance=built.instance,
+        partition_key=request.partition_key,
+        asset_selection=request.asset_selection,
+        tags=request.tags,
+        raise_on_error=False,
+    )
+    assert result.success
+    assert _materialized(built.instance, result.run_id) == {"fact_calls": [new_day]}
+    after = _days_of_calls(built)
+    assert set(after) == set(before) | {new_day}
+    assert {d: after[d] for d in before} == before
+    assert after[new_day][0] == before["2026-10-30"][0]
