@@ -51,6 +51,8 @@ from .settings import PROJECT_ROOT, mesh_paths
 from .versioning import folder_hash
 
 DBT_PROJECTS = PROJECT_ROOT / "dbt_projects"
+# the platform's dbt macros (mesh_history, mesh_partition_filter), on each project's macro path
+DBT_MACROS = Path(__file__).resolve().parent / "dbt_macros"
 PORT_TAG = "port"
 DBT_LOG_TAIL = 40
 
@@ -114,7 +116,7 @@ def ensure_manifest(domain: Domain, project_dir: Path) -> Path:
     stamp = project_dir / "target" / "mesh_parse.hash"
     profiles_dir = profile_dir(domain, project_dir)
     wanted = (
-        folder_hash(project_dir)
+        folder_hash(project_dir, DBT_MACROS)
         + ":"
         + hashlib.sha256((profiles_dir / "profiles.yml").read_bytes()).hexdigest()[:12]
     )
@@ -255,7 +257,7 @@ def dbt_domain_assets(domain: Domain) -> list[dg.AssetsDefinition]:
     definition; an unpartitioned port downstream of a partitioned one is a step of its own)."""
     project_dir = DBT_PROJECTS / domain.name
     manifest = json.loads(ensure_manifest(domain, project_dir).read_text())
-    version = code_version(domain, project_dir)
+    version = code_version(domain, project_dir, DBT_MACROS)
     found = read_ports(domain, manifest)
     missing = {p.name for p in domain.output_ports} - set(found.order)
     if missing:

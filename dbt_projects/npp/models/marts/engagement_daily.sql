@@ -2,10 +2,8 @@
 -- none) and the day's volumes and spend.
 with engagement as (
     select * from {{ ref('stg_npp_engagement') }}
-    {% if var('partition_start', none) %}
     -- a partitioned build: only the days being published
-    where activity_date between '{{ var("partition_start") }}' and '{{ var("partition_end") }}'
-    {% endif %}
+    {{ mesh_partition_filter('activity_date') }}
 ),
 
 final as (

@@ -4,10 +4,8 @@
 -- and its original are exact opposites.
 with claims as (
     select * from {{ ref('stg_claims') }}
-    {% if var('partition_start', none) %}
     -- a partitioned build: only the weeks being published
-    where transaction_date between '{{ var("partition_start") }}' and '{{ var("partition_end") }}'
-    {% endif %}
+    {{ mesh_partition_filter('transaction_date') }}
 ),
 
 products as (
