@@ -204,6 +204,31 @@ def _rewrite(text: str, package: str, dbt_domains_: set[str]) -> str:
     return _REF_ONE.sub(lambda m: f"ref('{package}', '{m[2]}')", text)
 
 
+def _localise_macro_paths(source_dir: Path, dest: Path) -> None:
+    """Copy the macro folders a project names outside itself (e.g. the platform's shared
+    ``dbt_macros``, as ``../../mesh_domains/platform/dbt_macros``) into its package copy, and
+    point its ``macro-paths`` at the copies: the package then compiles with the same macros,
+    wherever the monolith lives."""
+    project_file = dest / "dbt_project.yml"
+    raw = yaml.safe_load(project_file.read_text()) or {}
+    paths = raw.get("macro-paths")
+    if not paths:
+        return
+    inside = source_dir.resolve()
+    local = []
+    for i, entry in enumerate(paths):
+        folder = (source_dir / entry).resolve()
+        if folder == inside or inside in folder.parents or not folder.is_dir():
+            local.append(entry)
+            continue
+        copy = f"_shared_macros_{i}"
+        shutil.copytree(folder, dest / copy, dirs_exist_ok=True)
+        local.append(copy)
+    if local != paths:
+        raw["macro-paths"] = local
+        project_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
 def write_monolith(domains: list[str], work: Path, threads: int) -> tuple[Path, Path]:
     """Generate the monolithic project in ``work``; returns (project dir, profiles dir).
 
@@ -218,6 +243,7 @@ def write_monolith(domains: list[str], work: Path, threads: int) -> tuple[Path, 
         package, _ = project_name(source_dir)
         dest = project / "dbt_packages" / package
         shutil.copytree(source_dir, dest, ignore=shutil.ignore_patterns(*SKIPPED_IN_COPY))
+        _localise_macro_paths(source_dir, dest)
         for path in [*dest.rglob("*.sql"), *dest.rglob("*.yml"), *dest.rglob("*.yaml")]:
             if path.name == "dbt_project.yml":
                 continue
