@@ -96,6 +96,7 @@ class OutputPort:
     grants: tuple[str, ...] = ()
     warn_rules: tuple[WarnRule, ...] = ()
     partition: PortPartition | None = None
+    version: int = 1  # the contract's version: raised for a change that breaks consumers
 
     @property
     def key(self) -> list[str]:
@@ -277,7 +278,7 @@ _KNOWN_KEYS = {
     },
     "source": {"description", "cadence", "file", "csv", "partition", "unique_across_deliveries"}
     | _CONTRACT_KEYS,
-    "output port": {"description", "grants", "warn", "partition"} | _CONTRACT_KEYS,
+    "output port": {"description", "grants", "warn", "partition", "version"} | _CONTRACT_KEYS,
 }
 
 
@@ -477,6 +478,7 @@ def _parse_output_port(domain: str, name: str, raw: dict, where: str) -> OutputP
         grants=tuple(raw.get("grants") or ()),
         warn_rules=tuple(_parse_warn_rule(r, f"{where}: warn rule") for r in raw.get("warn") or ()),
         partition=_parse_partition(raw.get("partition"), contract, where),
+        version=int(raw.get("version", 1)),
     )
 
 

@@ -11,6 +11,11 @@ and production differ only in their environment:
   its own staging database and its own Dagster instance (``$DAGSTER_HOME/canary``). A canary
   build reads its inputs from the producers' canary lakes where they exist (consumers opt in
   by running as canary) and from production otherwise; production never reads the canary.
+- ``MESH_KITCHEN``: the folder of a kitchen (``data/kitchens/<name>``), a development namespace
+  with everything a build writes inside it: the lakes of its domains, staging, logs, verdicts
+  and its Dagster instance (``<kitchen>/dagster``). It reads the landing zone of the data root,
+  and other domains' ports through the pointers pinned in its own lake folders at creation,
+  then production's (:mod:`.kitchen`).
 
 The Dagster instance lives in ``DAGSTER_HOME`` (``<project>/.dagster`` when unset, set by the
 ``mesh`` CLI and the Makefile).
@@ -25,17 +30,23 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = ("dev", "ci", "prod", "canary")
 CANARY = "canary"
+KITCHEN_VAR = "MESH_KITCHEN"
+KITCHEN = "kitchen"
 
 
 @dataclass(frozen=True)
 class MeshPaths:
     """The filesystem layout of one mesh: everything under a single data root, in the
-    production namespace (``""``) or the canary one."""
+    production namespace (``""``), the canary one, or a kitchen's. A kitchen's data root is
+    its own folder; ``upstream`` is then the production data root (landing zone, lakes)."""
 
     data: Path
     namespace: str = ""
+    upstream: Path | None = None
 
     def production(self) -> MeshPaths:
+        if self.upstream is not None:
+            return MeshPaths(self.upstream)
         return replace(self, namespace="")
 
     def reading_order(self) -> list[MeshPaths]:
@@ -44,7 +55,7 @@ class MeshPaths:
 
     @property
     def landing(self) -> Path:
-        return self.data / "landing"
+        return (self.upstream or self.data) / "landing"
 
     @property
     def quarantine(self) -> Path:
@@ -53,7 +64,7 @@ class MeshPaths:
     def lake_dir(self, domain: str) -> Path:
         """The domain's own storage: the "Where" of its ports."""
         base = self.data / "lake" / domain
-        return base / self.namespace if self.namespace else base
+        return base / self.namespace if self._nested else base
 
     def lake_catalog(self, domain: str) -> Path:
         return self.lake_dir(domain) / "catalog.sqlite"
@@ -63,12 +74,22 @@ class MeshPaths:
 
     def staging_db(self, domain: str) -> Path:
         """Private working database of a domain: ports are built and audited here, never read."""
-        name = f"{domain}.{self.namespace}" if self.namespace else domain
+        name = f"{domain}.{self.namespace}" if self._nested else domain
         return self.data / "staging" / f"{name}.duckdb"
+
+    @property
+    def _nested(self) -> bool:
+        """The canary nests inside production's folders; a kitchen has a data root of its own."""
+        return bool(self.namespace) and self.upstream is None
 
 
 def mesh_paths() -> MeshPaths:
     data = Path(os.environ.get("MESH_DATA_DIR", PROJECT_ROOT / "data")).resolve()
+    kitchen = os.environ.get(KITCHEN_VAR)
+    if kitchen:
+        if mesh_env() == CANARY:
+            raise ValueError(f"{KITCHEN_VAR} and MESH_ENV=canary exclude each other")
+        return MeshPaths(Path(kitchen).resolve(), KITCHEN, upstream=data)
     return MeshPaths(data, CANARY if mesh_env() == CANARY else "")
 
 
@@ -81,7 +102,10 @@ def mesh_env() -> str:
 
 def default_dagster_home() -> Path:
     """The Dagster instance: ``DAGSTER_HOME`` (default ``.dagster``); a canary build keeps its
-    runs apart in ``<home>/canary`` unless ``MESH_CANARY_DAGSTER_HOME`` names another."""
+    runs apart in ``<home>/canary`` unless ``MESH_CANARY_DAGSTER_HOME`` names another; a
+    kitchen's instance is ``<kitchen>/dagster``."""
+    if os.environ.get(KITCHEN_VAR):
+        return (Path(os.environ[KITCHEN_VAR]) / "dagster").resolve()
     home = Path(os.environ.get("DAGSTER_HOME", PROJECT_ROOT / ".dagster")).resolve()
     if mesh_env() == CANARY:
         return Path(os.environ.get("MESH_CANARY_DAGSTER_HOME", home / CANARY)).resolve()
