@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,7 @@ def ensure_manifest(domain: Domain, project_dir: Path) -> Path:
     )
     if manifest.exists() and stamp.exists() and stamp.read_text() == wanted:
         return manifest
+    install_vendored_packages(domain, project_dir, profiles_dir)
     scratch = project_dir / "target" / f"parse-{os.getpid()}"
     result = subprocess.run(
         [
@@ -154,6 +155,67 @@ def ensure_manifest(domain: Domain, project_dir: Path) -> Path:
     return manifest
 
 
+def _declared_packages(project_dir: Path) -> list[dict]:
+    packages: list[dict] = []
+    for name in ("packages.yml", "dependencies.yml"):
+        path = project_dir / name
+        if path.exists():
+            packages += (yaml.safe_load(path.read_text()) or {}).get("packages") or []
+    return packages
+
+
+def install_vendored_packages(domain: Domain, project_dir: Path, profiles_dir: Path) -> None:
+    """dbt packages come from what the project vendors: the platform builds offline.
+
+    Packages already installed in the project's ``packages-install-path`` (default
+    ``dbt_packages/``, committed with the project) are used as they are; ``local:`` packages are
+    installed from the project's own folders (``dbt deps`` needs no network for them); anything
+    else missing stops the build with what to do.
+    """
+    packages = _declared_packages(project_dir)
+    if not packages:
+        return
+    config = yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}
+    install = project_dir / str(config.get("packages-install-path", "dbt_packages"))
+    installed = {p.name for p in install.iterdir() if p.is_dir()} if install.exists() else set()
+    remote = [p for p in packages if "local" not in p]
+    missing_remote = [
+        str(p.get("package") or p.get("git") or p)
+        for p in remote
+        if str(p.get("package") or p.get("git") or "").split("/")[-1].removesuffix(".git")
+        not in installed
+    ]
+    if missing_remote:
+        raise RuntimeError(
+            f"domain {domain.name!r}: dbt package(s) {', '.join(missing_remote)} declared in "
+            f"{project_dir}/packages.yml are not vendored in {install}. The platform builds "
+            "offline and never downloads packages: run `dbt deps` in the project once, commit "
+            f"{install.name}/ with it (or declare the package as `local:`), and build again."
+        )
+    local = [p for p in packages if "local" in p]
+    if local and len(installed) < len(packages):
+        result = subprocess.run(
+            [
+                dbt_executable(),
+                "deps",
+                "--project-dir",
+                str(project_dir),
+                "--profiles-dir",
+                str(profiles_dir),
+                "--quiet",
+            ],
+            cwd=project_dir,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"domain {domain.name!r}: installing the project's local dbt packages failed "
+                f"(`dbt deps` in {project_dir}):\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+            )
+
+
 @dataclass(frozen=True)
 class DbtPorts:
     """What the manifest says about a dbt domain's ports: their dependencies and dbt tests."""
@@ -164,15 +226,23 @@ class DbtPorts:
     tests: dict[str, tuple[str, str, str]]  # test unique_id -> (port, check name, severity)
     descriptions: dict[str, str]  # test check name -> description
     unit_tests: dict[str, list[str]]  # port -> its dbt unit tests
+    # port -> dbt tests (data and unit) of the non-port nodes that build it (seeds, staging
+    # models, snapshots): run with the step, blocking through dbt's own result
+    inner_tests: dict[str, list[str]] = field(default_factory=dict)
+    # input key ("landing/<source>" or "<producer>/<port>") -> (schema, identifier) the
+    # project's dbt source points at
+    source_relations: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def selection(self, ports: list[str]) -> list[str]:
-        """The dbt nodes a step builds and tests: its ports with their non-port parents,
-        the data tests attached to its ports (a relationships test runs with the port it is
-        attached to, after the port it refers to) and their unit tests."""
+        """The dbt nodes a step builds and tests: its ports with everything upstream of them
+        inside the project (seeds, snapshots, staging models of any materialization) and the
+        tests of those, the data tests attached to its ports (a relationships test runs with
+        the port it is attached to, after the port it refers to) and their unit tests."""
         nodes = {node for p in ports for node in self.nodes[p]}
         tests = {name for port, name, _ in self.tests.values() if port in ports}
         units = {f"unit_test:{u}" for p in ports for u in self.unit_tests.get(p, [])}
-        return sorted(nodes | tests | units)
+        inner = {t for p in ports for t in self.inner_tests.get(p, [])}
+        return sorted(nodes | tests | units | inner)
 
 
 def _source_key(node: dict, domains: set[str]) -> list[str]:
@@ -185,10 +255,15 @@ def read_ports(domain: Domain, manifest: dict) -> DbtPorts:
     """Port models (tagged ``port``), the asset keys each depends on (through the project's
     non-port models, to sources and other ports), and the dbt tests attached to each port."""
     nodes, sources = manifest["nodes"], manifest["sources"]
+    root = (manifest.get("metadata") or {}).get("project_name")
+    declared = {p.name for p in domain.output_ports}
+    # a port is a model tagged `port`, or a model of the project named in the descriptor
+    # (an adopted project is used unchanged: it needs no tag)
     ports = {
         uid: n["name"]
         for uid, n in nodes.items()
-        if n["resource_type"] == "model" and PORT_TAG in n.get("tags", [])
+        if n["resource_type"] == "model"
+        and (PORT_TAG in n.get("tags", []) or (n["name"] in declared and n["package_name"] == root))
     }
     domains = set(discover_domains())
 
@@ -207,12 +282,12 @@ def read_ports(domain: Domain, manifest: dict) -> DbtPorts:
         return keys
 
     def builders(uid: str, seen: set[str]) -> list[str]:
-        names = [nodes[uid]["name"]]
+        found = [uid]
         for dep in nodes[uid].get("depends_on", {}).get("nodes", []):
             if dep in nodes and dep not in ports and dep not in seen:
                 seen.add(dep)
-                names += builders(dep, seen)
-        return names
+                found += builders(dep, seen)
+        return found
 
     # a test of a port that also reads another port (relationships) runs after both
     test_parents: dict[str, set[str]] = {}
@@ -221,13 +296,19 @@ def read_ports(domain: Domain, manifest: dict) -> DbtPorts:
         if n["resource_type"] == "test" and attached in ports:
             others = {ports[d] for d in n["depends_on"]["nodes"] if d in ports and d != attached}
             test_parents.setdefault(ports[attached], set()).update(others)
-    deps, built_by = {}, {}
+    deps, built_by, inner_tests = {}, {}, {}
     for uid, name in ports.items():
         unique = {tuple(k): k for k in upstream(uid, set())}
         for other in test_parents.get(name, ()):
             unique[(domain.name, other)] = [domain.name, other]
         deps[name] = [unique[k] for k in sorted(unique)]
-        built_by[name] = sorted(set(builders(uid, set())))
+        inner = set(builders(uid, set())) - {uid}
+        built_by[name] = sorted({nodes[u]["name"] for u in inner | {uid}})
+        inner_tests[name] = sorted(_tests_within(manifest, inner))
+    relations = {}
+    for src in sources.values():
+        key = "/".join(_source_key(src, domains))
+        relations[key] = (src.get("schema") or "main", src.get("identifier") or src["name"])
     order: list[str] = []
     pending = set(ports.values())
     while pending:
@@ -248,7 +329,23 @@ def read_ports(domain: Domain, manifest: dict) -> DbtPorts:
         model = u.get("model")
         if model in ports.values():
             units.setdefault(model, []).append(u["name"])
-    return DbtPorts(order, deps, built_by, tests, descriptions, units)
+    return DbtPorts(order, deps, built_by, tests, descriptions, units, inner_tests, relations)
+
+
+def _tests_within(manifest: dict, inner: set[str]) -> list[str]:
+    """dbt tests that read only ``inner`` nodes (and sources): the tests of a port's staging."""
+    names = []
+    for n in manifest["nodes"].values():
+        if n["resource_type"] != "test":
+            continue
+        reads = [d for d in n["depends_on"]["nodes"] if not d.startswith("source.")]
+        if reads and set(reads) <= inner:
+            names.append(n["name"])
+    inner_models = {manifest["nodes"][u]["name"] for u in inner}
+    for u in (manifest.get("unit_tests") or {}).values():
+        if u.get("model") in inner_models:
+            names.append(f"unit_test:{u['name']}")
+    return names
 
 
 def dbt_domain_assets(domain: Domain) -> list[dg.AssetsDefinition]:
@@ -339,7 +436,9 @@ def _dbt_step(
                 build.params = given_parameters(context)
                 build.input_versions = attach_inputs(con, domain)
                 for source in landing:
-                    build.source(source)
+                    _alias(con, found, f"landing/{source}", f"main.{build.source(source)}")
+                for ref in build.input_versions:
+                    _alias(con, found, ref, ref.replace("/", "."))
                 for port in earlier:
                     _drop_relation(con, port)
                     lake.open_port(con, domain.name, domain, port, view=f"main.{port}")
@@ -358,9 +457,57 @@ def _dbt_step(
             )
             with staging_connection(domain) as con:
                 build.con = con
+                for port in ports:
+                    conform_types(con, port)
                 yield from audit_and_publish(context, build, ports, version, started)
 
     return _build
+
+
+def _alias(con, found: DbtPorts, key: str, relation: str) -> None:
+    """Where the project's dbt source points elsewhere than the platform's relation for that
+    input (an adopted project's own schema and table names), a view there over it."""
+    wanted = found.source_relations.get(key)
+    if wanted is None or ".".join(wanted) == relation:
+        return
+    schema, identifier = wanted
+    con.execute(f'create schema if not exists "{schema}"')
+    con.execute(f'create or replace view "{schema}"."{identifier}" as select * from {relation}')
+
+
+# staged column types widened, losslessly or as dbt-duckdb arithmetic gives them, to the
+# contract's type (a project's SQL is not edited to please the contract)
+_WIDEN = {
+    "BIGINT": ("TINYINT", "SMALLINT", "INTEGER", "UTINYINT", "USMALLINT", "UINTEGER", "HUGEINT"),
+    "DOUBLE": ("FLOAT", "DECIMAL"),
+    "TIMESTAMP": ("TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"),
+}
+
+
+def conform_types(con, port) -> None:
+    """Cast the staged port's columns to the contract's types where dbt made a narrower one
+    (INTEGER for BIGINT, DECIMAL for DOUBLE, ...); any other mismatch is left for the
+    contract to report."""
+    from .contract_sql import DUCKDB_OF_IBIS, q
+
+    present = {r[0]: r[1] for r in con.execute(f"describe main.{port.name}").fetchall()}
+    want = {c.name: DUCKDB_OF_IBIS[c.type] for c in port.contract.columns}
+    casts = {
+        name: want[name]
+        for name, dtype in present.items()
+        if name in want
+        and dtype != want[name]
+        and dtype.split("(")[0] in _WIDEN.get(want[name], ())
+    }
+    if not casts:
+        return
+    select = ", ".join(
+        f"cast({q(n)} as {casts[n]}) as {q(n)}" if n in casts else q(n) for n in present
+    )
+    tmp = f"main.{q('__mesh_conform_' + port.name)}"
+    con.execute(f"create or replace table {tmp} as select {select} from main.{port.name}")
+    _drop_relation(con, port.name)
+    con.execute(f"alter table {tmp} rename to {q(port.name)}")
 
 
 def _drop_relation(con, name: str) -> None:
