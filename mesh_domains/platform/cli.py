@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .kitchens.cli import kitchen_app
 from .settings import default_dagster_home, mesh_paths
 
 app = typer.Typer(
@@ -392,6 +393,7 @@ def serve(
     run(host=host, port=port, workers=workers)
 
 
+app.add_typer(kitchen_app, name="kitchen")
 contract_app = typer.Typer(help="Output port contracts (Open Data Contract Standard).")
 app.add_typer(contract_app, name="contract")
 
