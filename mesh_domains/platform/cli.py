@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .kitchens.cli import kitchen_app
+from .scaffold import new_domain_command
 from .settings import default_dagster_home, mesh_paths
 
 app = typer.Typer(
@@ -118,6 +119,23 @@ def _status_table(rows, title: str) -> Table:
     return table
 
 
+def _print_metrics(rows) -> None:
+    """The figures each domain's build reported (e.g. physician mastering's match rate), once
+    per domain: ports published together report the same figures."""
+    seen: set[tuple[str, str]] = set()
+    for r in rows:
+        if not r.metrics:
+            continue
+        figures = ", ".join(
+            f"{k} {v:.1%}" if "rate" in k and isinstance(v, float) else f"{k} {v:,}"
+            for k, v in r.metrics.items()
+            if isinstance(v, int | float)
+        )
+        if figures and (r.domain, figures) not in seen:
+            seen.add((r.domain, figures))
+            console.print(f"[bold]{r.domain}[/]: {figures}")
+
+
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -131,6 +149,7 @@ def status(
         print(json.dumps([r.as_dict() for r in rows], indent=2, default=str))
         return
     console.print(_status_table(rows, "mesh status"))
+    _print_metrics(rows)
 
 
 @app.command()
@@ -254,6 +273,7 @@ def _build_and_report(domain, options, title: str = "mesh build") -> None:
         if row.domain in failed:
             row.state = failed[row.domain]
     console.print(_status_table(rows, f"{title} — {time.monotonic() - started:.1f}s"))
+    _print_metrics(rows)
     if not report.ok:
         console.print(
             "[red]the mesh build failed[/]: ports of failed or skipped domains keep "
@@ -392,6 +412,8 @@ def serve(
     console.print(f"domain query on http://{host}:{port} (OpenAPI: /docs, /openapi.json)")
     run(host=host, port=port, workers=workers)
 
+
+app.command("new-domain")(new_domain_command)
 
 app.add_typer(kitchen_app, name="kitchen")
 contract_app = typer.Typer(help="Output port contracts (Open Data Contract Standard).")

@@ -11,8 +11,12 @@ both paths, ``on_drift: pin_consistent`` pins the newest set of input versions t
 variation may choose differently (``variations: {dev: {on_drift: pin_consistent}}``: a
 developer's build reads the newest versions that agree while CI and production refuse).
 
-A partitioned port's version carries the lineage of the commit that published it, i.e. of
-the newest build of its partitions.
+Partitioned ports: a fact accumulates periods built at different times, each from the upstream
+versions current then, so it mixes upstream versions by design (a new physician master must not
+force every week of every fact to be rebuilt). Its versions record their lineage like any other
+(the commit's, with the partitions it replaced) and pass it on, but the comparison is made
+between the whole-table ports a consumer reads — dimensions and marts, rebuilt whole, whose
+lineage holds for every row — which is where shared entities are described.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class Pin:
     ref: str
     version: int | None
     lineage: dict[str, int] = field(default_factory=dict)
+    compared: bool = True  # False for a partitioned port (see the module's docstring)
 
     def derives(self) -> dict[str, int]:
         """The upstream versions this pin stands for, itself included."""
@@ -45,7 +50,9 @@ class Pin:
 def merged_lineage(pins: dict[str, Pin]) -> dict[str, int]:
     """What a build from ``pins`` derives from: every pinned input and its lineage."""
     out: dict[str, int] = {}
-    for pin in pins.values():
+    # whole-table ports last: where a fact's periods were built from an older upstream
+    # version, the version recorded is the one the dimensions agree on
+    for pin in sorted(pins.values(), key=lambda p: p.compared):
         out.update(pin.derives())
     return dict(sorted(out.items()))
 
@@ -54,6 +61,8 @@ def conflicts(pins: dict[str, Pin]) -> dict[str, dict[str, int]]:
     """Upstream ports seen at more than one version: upstream -> {input ref: its version}."""
     seen: dict[str, dict[str, int]] = {}
     for ref, pin in pins.items():
+        if not pin.compared:
+            continue
         for upstream, version in pin.derives().items():
             seen.setdefault(upstream, {})[ref] = version
     return {up: by for up, by in sorted(seen.items()) if len(set(by.values())) > 1}
@@ -107,7 +116,7 @@ def consistent_pins(
                 pin = current[ref]
                 match = next(
                     (
-                        Pin(ref, version, lineage)
+                        Pin(ref, version, lineage, pin.compared)
                         for version, lineage in history(ref)
                         if pin.version is None or version <= pin.version
                         if Pin(ref, version, lineage).derives().get(upstream) == target

@@ -179,7 +179,9 @@ def attach_inputs(con: duckdb.DuckDBPyConnection, domain: Domain) -> PinnedInput
             con, domain.name, producers[ref.domain], ref.port, served=pointers[ref.domain]
         )
         served = pointers[ref.domain].get(ref.port)
-        pins[ref.ref] = Pin(ref.ref, version, dict(served.lineage) if served else {})
+        partitioned = producers[ref.domain].output_port(ref.port).partition is not None
+        lineage = dict(served.lineage) if served else {}
+        pins[ref.ref] = Pin(ref.ref, version, lineage, compared=not partitioned)
     repinned: dict[str, tuple[int | None, int | None]] = {}
     found = conflicts(pins)
     if found:
@@ -404,6 +406,12 @@ def audit_and_publish(
                 "lake": dg.MetadataValue.path(str(mesh_paths().lake_dir(domain.name))),
                 "duration_s": round(time.monotonic() - started, 3),
                 **build.metadata.get(r.port, {}),
+                # the build's own figures, apart, for `mesh status` and the domain query
+                **(
+                    {"mesh/metrics": dg.MetadataValue.json(build.metadata[r.port])}
+                    if build.metadata.get(r.port)
+                    else {}
+                ),
             },
         )
     yield from warnings

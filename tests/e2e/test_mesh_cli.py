@@ -49,10 +49,22 @@ def test_build_status_rebuild_and_contract_failure(env):
     assert first.returncode == 0, first.stdout + first.stderr
     assert "physician_master built" in first.stdout and "physician_dw built" in first.stdout
     assert first.stdout.index("physician_master built") < first.stdout.index("physician_dw built")
-    for port in ("physicians", "physician_xref", "dim_physician", "fact_rx_weekly"):
+    for name in ("payer_master", "reference", "npp", "payer_dw", "brand_analytics"):
+        assert f"{name} built" in first.stdout
+    for upstream in ("physician_dw", "payer_dw", "npp"):  # the third level waits for both
+        assert first.stdout.index(f"{upstream} built") < first.stdout.index("brand_analytics built")
+    for port in ("physicians", "physician_xref", "dim_physician", "fact_rx_weekly", "kpi_weekly"):
         assert port in first.stdout
+    # physician mastering reports its match rate and what it could not match
+    assert "physician_master: crm_accounts" in first.stdout
+    assert "crm_match_rate" in first.stdout and "crm_unmatched" in first.stdout
     v1 = status(env)
-    assert all(r["state"] == "published" and r["rows"] > 0 for r in v1.values())
+    assert {d for d, _ in v1} == {
+        "physician_master", "payer_master", "reference", "npp",
+        "physician_dw", "payer_dw", "brand_analytics",
+    }  # fmt: skip
+    assert all(r["state"] == "published" and r["version"] for r in v1.values()), v1
+    assert all(r["rows"] > 0 for r in v1.values()), {k: r["rows"] for k, r in v1.items()}
 
     second = mesh(env, "build")
     assert second.returncode == 0

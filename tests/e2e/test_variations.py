@@ -1,4 +1,5 @@
-"""Variations end to end: a new week of Rx flows through exactly the partitions it touches.
+"""Variations end to end: a new week of Rx flows through exactly the partitions it touches,
+three domain levels deep (physician_master → physician_dw and payer_dw → brand_analytics).
 
 The real sensors of the real code locations are evaluated against a real instance, and the
 runs they request are executed as requested (selection, partition range, tags, config):
@@ -109,9 +110,11 @@ def flow(built_mesh):
     sensors = {
         "arrivals": Sensor(built_mesh, "physician_master", "arrivals"),
         "linkage": Sensor(built_mesh, "physician_dw", "linkage"),
+        "payer_dw": Sensor(built_mesh, "payer_dw", "linkage"),
+        "brand_analytics": Sensor(built_mesh, "brand_analytics", "linkage"),
     }
-    assert sensors["arrivals"].tick().run_requests == []  # everything built already
-    assert sensors["linkage"].tick().run_requests == []
+    for sensor in sensors.values():
+        assert sensor.tick().run_requests == []  # everything built already
     return built_mesh, sensors
 
 
@@ -156,6 +159,24 @@ def test_a_new_week_publishes_only_that_week_downstream(flow):
     landing = mesh.instance.get_latest_materialization_event(dg.AssetKey(["landing", "rx_weekly"]))
     assert landing.asset_materialization.partition == NEW_KEY
     assert landing.asset_materialization.tags[DATA_VERSION_TAG]
+
+    # the third level: payer_dw follows the master (its physician dimension; no claims week is
+    # new), then brand_analytics follows both warehouses and publishes only the new week of
+    # its weekly KPIs, from warehouses built on the same physician master (no drift)
+    payer = sensors["payer_dw"].tick().run_requests
+    assert [r.tags["mesh/upstream_run"] for r in payer] == [master.run_id]
+    payer_run = execute(mesh, "payer_dw", payer[0])
+    assert payer_run.success
+    assert "fact_claims" not in materialized(mesh, payer_run.run_id)
+    requests = sensors["brand_analytics"].tick().run_requests
+    assert {r.tags["mesh/upstream_run"] for r in requests} == {warehouse.run_id, payer_run.run_id}
+    kpi_partitions = []
+    for request in requests:
+        run = execute(mesh, "brand_analytics", request)
+        assert run.success
+        kpi_partitions += materialized(mesh, run.run_id).get("kpi_weekly", [])
+    assert kpi_partitions == [NEW_KEY]
+    assert sensors["brand_analytics"].tick().run_requests == []
 
 
 def test_a_corrected_old_week_republishes_that_week_only(flow):

@@ -9,7 +9,13 @@ import yaml
 
 from mesh_domains.platform import lake
 from mesh_domains.platform.descriptor import load_domain
-from mesh_domains.platform.lineage import DriftError, Pin, conflicts, consistent_pins
+from mesh_domains.platform.lineage import (
+    DriftError,
+    Pin,
+    conflicts,
+    consistent_pins,
+    merged_lineage,
+)
 from mesh_domains.platform.ports import attach_inputs
 
 PHYSICIANS = "physician_master/physicians"
@@ -27,6 +33,17 @@ def test_conflicts_name_the_shared_upstream_and_each_path():
     direct = {PHYSICIANS: Pin(PHYSICIANS, 5), DIM: Pin(DIM, 4, {PHYSICIANS: 3})}
     assert conflicts(direct) == {PHYSICIANS: {PHYSICIANS: 5, DIM: 3}}
     assert not conflicts({DIM: Pin(DIM, 4, {PHYSICIANS: 3}), PHYSICIANS: Pin(PHYSICIANS, 3)})
+
+
+def test_partitioned_ports_pass_their_lineage_on_but_are_not_compared():
+    """A fact mixes periods built from different upstream versions by design; the comparison
+    is between whole-table ports (dimensions, marts)."""
+    fact = Pin("payer_dw/fact_claims", 3, {PHYSICIANS: 1}, compared=False)
+    pins = {DIM: Pin(DIM, 4, {PHYSICIANS: 2}), "payer_dw/fact_claims": fact}
+    assert not conflicts(pins)
+    assert merged_lineage(pins)[PHYSICIANS] == 2  # the version the dimensions agree on
+    pins["payer_dw/dim_physician"] = Pin("payer_dw/dim_physician", 2, {PHYSICIANS: 1})
+    assert set(conflicts(pins)[PHYSICIANS]) == {DIM, "payer_dw/dim_physician"}
 
 
 def test_consistent_pins_take_the_newest_agreeing_versions_never_newer_than_served():

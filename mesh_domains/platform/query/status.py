@@ -27,6 +27,7 @@ class PortStatus:
     published_at: str | None = None
     run_id: str | None = None
     input_versions: dict | None = None
+    metrics: dict | None = None  # what the domain's build reported (e.g. match rates)
     state: str = "never built"
 
     @property
@@ -48,6 +49,7 @@ def port_status(instance: dg.DagsterInstance, domain: Domain, port: str) -> Port
     status.version = publish.version
     status.duration_s = meta.get("duration_s")
     status.input_versions = meta.get("input_port_versions")
+    status.metrics = meta.get("mesh/metrics") or None
     status.run_id = publish.run_id
     status.published_at = publish.published_at
     checks = records.check_results(instance, publish.run_id).get(key.to_user_string(), [])
