@@ -319,7 +319,9 @@ def read_ports(domain: Domain, manifest: dict) -> DbtPorts:
         pending -= set(ready)
     tests, descriptions = {}, {}
     for uid, n in nodes.items():
-        attached = n.get("attached_node") or next(iter(n["depends_on"]["nodes"][-1:]), None)
+        attached = n.get("attached_node") or next(
+            iter(n.get("depends_on", {}).get("nodes", [])[-1:]), None
+        )
         if n["resource_type"] == "test" and attached in ports:
             severity = str(n["config"].get("severity", "ERROR")).upper()
             tests[uid] = (ports[attached], n["name"], severity)
