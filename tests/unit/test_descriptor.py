@@ -44,6 +44,7 @@ def test_cycles_and_unknown_upstreams_are_reported():
     looped = {
         "physician_master": replace(a, input_ports=(PortRef("physician_dw", "dim_physician"),)),
         "physician_dw": b,
+        "reference": domains["reference"],  # physician_dw reads its territory_alignment
     }
     with pytest.raises(DescriptorError, match="cycle"):
         domain_levels(looped)
