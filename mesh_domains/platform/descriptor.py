@@ -24,8 +24,16 @@ RULE_OPS = (">=", ">", "<=", "<", "=", "!=")
 MANAGEMENT_CONTENT = ("discoverability", "observability", "control")
 
 
+REFERENCE = "docs/descriptor.md"  # every field, generated from the schema below
+
+
 class DescriptorError(ValueError):
-    """A ``domain.yaml`` that does not describe a valid domain; the message names file and field."""
+    """A ``domain.yaml`` that does not describe a valid domain; the message names file and field
+    and points to the field's section of the descriptor reference."""
+
+    def __init__(self, message: str, section: str = "") -> None:
+        anchor = "#" + section.replace(" ", "-").replace("_", "-") if section else ""
+        super().__init__(f"{message}\n  (descriptor reference: {REFERENCE}{anchor})")
 
 
 @dataclass(frozen=True)
@@ -258,6 +266,7 @@ def _load_domain(path: Path, *stamps: int) -> Domain:
 
 
 _CONTRACT_KEYS = {"columns", "primary_key", "rules", "min_rows"}
+_COLUMN_CHECKS = {"isin", "ge", "le", "gt", "lt", "str_length", "matches", "npi"}
 _KNOWN_KEYS = {
     "domain": {
         "name",
@@ -279,6 +288,15 @@ _KNOWN_KEYS = {
     "source": {"description", "cadence", "file", "csv", "partition", "unique_across_deliveries"}
     | _CONTRACT_KEYS,
     "output port": {"description", "grants", "warn", "partition", "version"} | _CONTRACT_KEYS,
+    "sla": {"freshness_hours"},
+    "input_ports": {"sources", "ports"},
+    "column": {"type", "description", "nullable", "unique"} | _COLUMN_CHECKS,
+    "row rule": {"name", "left", "op", "right"},
+    "partition": {"cadence", "column", "week_ends_on"},
+    "warn rule": {"name", "metric", "op", "value", "max_drop"},
+    "parameter": {"type", "default", "description"},
+    "variation": {"params", "on_drift"},
+    "management port": {"name", "content", "url", "type", "description"},
 }
 
 
@@ -288,7 +306,8 @@ def _known(raw: dict, kind: str, where: str) -> dict:
     if unknown:
         raise DescriptorError(
             f"{where}: unknown {kind} field(s) {', '.join(sorted(unknown))} "
-            f"(known: {', '.join(sorted(_KNOWN_KEYS[kind]))})"
+            f"(known: {', '.join(sorted(_KNOWN_KEYS[kind]))})",
+            kind,
         )
     return raw
 
@@ -358,20 +377,23 @@ def _parse_variations(raw: dict, where: str) -> dict[str, dict[str, Any]]:
     for env, spec in (raw.get("variations") or {}).items():
         _one_of(env, ENVIRONMENTS, f"{where}: variation")
         params = (spec or {}).get("params") or {}
-        unknown = set(spec or {}) - {"params", "on_drift"} | (set(params) - declared)
+        unknown = set(spec or {}) - _KNOWN_KEYS["variation"] | (set(params) - declared)
         if unknown:
             raise DescriptorError(
                 f"{where}: variation {env}: unknown field(s) or undeclared parameter(s) "
-                f"{', '.join(sorted(unknown))} (parameters: {', '.join(sorted(declared))})"
+                f"{', '.join(sorted(unknown))} (parameters: {', '.join(sorted(declared))})",
+                "variation",
             )
         out[env] = dict(params)
     return out
 
 
 def _parse_parameter(name: str, raw: dict, where: str) -> Parameter:
-    unknown = set(raw) - {"type", "default", "description"}
+    unknown = set(raw) - _KNOWN_KEYS["parameter"]
     if unknown:
-        raise DescriptorError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+        raise DescriptorError(
+            f"{where}: unknown field(s) {', '.join(sorted(unknown))}", "parameter"
+        )
     return Parameter(
         name=name,
         type=_one_of(raw.get("type", "string"), PARAMETER_TYPES, where),
@@ -451,9 +473,11 @@ def _parse_partition(raw: dict | None, contract: Contract, where: str) -> PortPa
     """``partition: {cadence: weekly, column: week_ending, week_ends_on: saturday}``."""
     if not raw:
         return None
-    unknown = set(raw) - {"cadence", "column", "week_ends_on"}
+    unknown = set(raw) - _KNOWN_KEYS["partition"]
     if unknown:
-        raise DescriptorError(f"{where}: unknown partition field(s) {', '.join(sorted(unknown))}")
+        raise DescriptorError(
+            f"{where}: unknown partition field(s) {', '.join(sorted(unknown))}", "partition"
+        )
     try:
         cadence = parse_cadence(_require(raw, "cadence", where), raw.get("week_ends_on"))
     except ValueError as exc:
@@ -517,9 +541,9 @@ def _parse_column(name: str, raw: dict | str, where: str) -> ColumnSpec:
     checks = {
         k: v for k, v in raw.items() if k not in {"type", "description", "nullable", "unique"}
     }
-    unknown = set(checks) - {"isin", "ge", "le", "gt", "lt", "str_length", "matches", "npi"}
+    unknown = set(checks) - _COLUMN_CHECKS
     if unknown:
-        raise DescriptorError(f"{where}: unknown check(s) {', '.join(sorted(unknown))}")
+        raise DescriptorError(f"{where}: unknown check(s) {', '.join(sorted(unknown))}", "column")
     return ColumnSpec(
         name=name,
         type=_one_of(raw.get("type", "string"), COLUMN_TYPES, where),
