@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -17,12 +18,20 @@ def folder_hash(*folders: Path) -> str:
     """A short content hash of the source files under ``folders`` (build output excluded)."""
     digest = hashlib.sha256()
     for folder in folders:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            if _SKIP_PARTS & set(path.relative_to(folder).parts) or path.suffix == ".pyc":
-                continue
+        for path in _source_files(folder):
             digest.update(str(path.relative_to(folder)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def _source_files(folder: Path) -> list[Path]:
+    """The files under ``folder``, sorted, never descending into build output (a concurrent
+    dbt run creates and removes its scratch folders under ``target/`` meanwhile)."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if d not in _SKIP_PARTS]
+        found += [Path(root) / f for f in files if not f.endswith(".pyc")]
+    return sorted(found)
 
 
 @cache
