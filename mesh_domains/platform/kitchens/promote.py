@@ -51,22 +51,38 @@ class Promotion:
         return not self.refused
 
 
-def promote(kitchen: Kitchen, instance: dg.DagsterInstance | None = None) -> Promotion:
-    provenance = kitchen.provenance()
-    result = Promotion(kitchen.name, provenance["ref"])
+def contract_check(kitchen: Kitchen) -> tuple[list[str], dict[str, list[str]]]:
+    """The kitchen code's contracts against production's, before anything runs: refusals of
+    breaking changes whose contract version was not raised, and the consumers of each port
+    whose contract version was raised (they must be told)."""
+    refused: list[str] = []
+    raised: dict[str, list[str]] = {}
     production = discover_domains()
-    ours = kitchen.descriptors()
-    for name in kitchen.domains:
-        for port in ours[name].output_ports:
+    for name, ours in kitchen.descriptors().items():
+        for port in ours.output_ports:
             old = next((p for p in production[name].output_ports if p.name == port.name), None)
-            breaking = contract_changes(old, port)[0] if old else []
+            if old is None:
+                continue
+            if port.version > old.version:
+                raised[port.ref] = consumers_of(port.ref, production)
+            breaking = contract_changes(old, port)[0]
             if breaking and port.version <= old.version:
-                result.refused.append(_refusal(port.ref, breaking, old.version, ours[name].path))
-        kept = {p.name for p in ours[name].output_ports}
+                refused.append(_refusal(port.ref, breaking, old.version, ours.path))
+        kept = {p.name for p in ours.output_ports}
         for port in production[name].output_ports:
             if port.name not in kept:
                 readers = ", ".join(consumers_of(port.ref, production)) or "no domain"
-                result.refused.append(f"{port.ref}: the kitchen removes it (read by {readers})")
+                refused.append(f"{port.ref}: the kitchen removes it (read by {readers})")
+    return refused, raised
+
+
+def promote(kitchen: Kitchen, instance: dg.DagsterInstance | None = None) -> Promotion:
+    """Promote the kitchen's domains to production (see the module's docstring); nothing is
+    published unless every step passes."""
+    provenance = kitchen.provenance()
+    result = Promotion(kitchen.name, provenance["ref"])
+    ours = kitchen.descriptors()
+    result.refused, raised = contract_check(kitchen)
     if result.refused:
         return result
     folder = kitchen.folder / PROMOTION
@@ -95,9 +111,7 @@ def promote(kitchen: Kitchen, instance: dg.DagsterInstance | None = None) -> Pro
         for port in ports:
             remap[f"{name}/{port}"] = version
             result.published[f"{name}/{port}"] = version
-    for d in result.diffs:
-        if d.version_raised:
-            result.consumers[f"{d.domain}/{d.port}"] = d.consumers
+    result.consumers = raised
     if instance is not None:
         _record(instance, result, folder)
     shutil.rmtree(folder, ignore_errors=True)
