@@ -38,13 +38,14 @@ def commit_info(domain: str, version: int) -> dict:
 
 
 def failure_text(result: dg.ExecuteInProcessResult) -> str:
-    return "\n".join(
-        e.step_failure_data.error.message + (e.step_failure_data.user_failure_data.description or "")
-        if e.step_failure_data.user_failure_data
-        else e.step_failure_data.error.message
-        for e in result.all_events
-        if e.event_type == dg.DagsterEventType.STEP_FAILURE
-    )
+    texts = []
+    for event in result.all_events:
+        if event.event_type == dg.DagsterEventType.STEP_FAILURE:
+            failure = event.step_failure_data
+            texts.append(failure.error.message)
+            if failure.user_failure_data:
+                texts.append(failure.user_failure_data.description or "")
+    return "\n".join(texts)
 
 
 def test_drifted_warehouses_are_refused_pinned_in_dev_and_published_after_catch_up(mesh):
