@@ -62,11 +62,11 @@ def edit(path: Path, old: str, new: str) -> None:
 
 @pytest.fixture(scope="module")
 def kitchens(production):
-    """Two kitchens of physician_dw from HEAD, one with a changed dim_physician model, built
-    at the same time; production's fingerprint taken before any of it."""
+    """Two kitchens of physician_dw built at the same time: one from HEAD with a changed
+    dim_physician model, one of the working tree; production's fingerprint taken first."""
     before = fingerprint(production)
     changed = sandbox.create("changed", [DW], ref=REF)
-    twin = sandbox.create("twin", [DW], ref=REF)
+    twin = sandbox.create("twin", [DW])  # the working tree: the code production runs here
     edit(changed.code / MODEL, NAME_SQL, NEW_NAME_SQL)
     with ThreadPoolExecutor(2) as pool:
         runs = list(
@@ -173,13 +173,15 @@ def test_a_dropped_contract_column_is_refused_at_promote(production):
 
 
 def test_a_compatible_change_promotes_with_kitchen_and_ref(production, kitchens):
-    """Promotion runs the kitchen's code on production's current inputs and publishes a new
-    production version of each port, recorded as promoted from the kitchen at its ref; the
-    production instance records it too."""
+    """A compatible change publishes a new production version of each port, recorded as
+    promoted from the kitchen at its ref; the production instance records it too. Production
+    has not moved since the kitchen's build, so that build is the one promoted."""
     changed, _, _ = kitchens
     served = lake.served_ports(DW)
     result = promote(changed, production.instance)
     assert result.ok, result.refused
+    assert not result.rebuilt
+    assert {d.port: d.verdict for d in result.diffs}["dim_physician"] == "compatible"
     version = result.published["physician_dw/dim_physician"]
     assert version > served["dim_physician"].version
     now = lake.served_ports(DW)
@@ -201,3 +203,32 @@ def test_a_compatible_change_promotes_with_kitchen_and_ref(production, kitchens)
     assert metadata["port_version"].value == version
     assert metadata["promoted_from"].value == {"kitchen": "changed", "ref": REF}
     assert not (changed.folder / "promotion").exists()
+
+
+def test_promotion_rebuilds_on_production_inputs_when_they_moved(production, kitchens):
+    """Once production's inputs moved on since the kitchen's build (here a re-delivered
+    landing file), promotion runs the kitchen's code again on production's current inputs,
+    in a namespace of its own, and publishes that, leaving nothing behind."""
+    _, twin, _ = kitchens
+    redelivered = production.landing_file("field_calls")
+    os.utime(redelivered)
+    before = lake.served_ports(DW)
+    result = promote(twin, production.instance)
+    assert result.ok, result.refused
+    assert result.rebuilt
+    assert "physician_dw built" in result.build_output
+    version = result.published["physician_dw/fact_calls"]
+    assert version > before["fact_calls"].version
+    con = lake.connect()
+    lake.attach_port_reader(con, DW, discover_domains()[DW], ["fact_calls"])
+    info = lake.port_versions(con, DW, "fact_calls")[-1].info
+    con.close()
+    assert info["promoted_from"]["kitchen"] == "twin"
+    served = json.loads(
+        (production.paths.lake_dir("physician_master") / "current.json").read_text()
+    )
+    assert (
+        info["input_versions"]["physician_master/physicians"]
+        == (served["ports"]["physicians"]["version"])
+    )
+    assert not (twin.folder / "promotion").exists()

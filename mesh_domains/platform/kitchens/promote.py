@@ -6,6 +6,8 @@
 2. The kitchen's code builds its domains again, in a promotion namespace of the kitchen
    (``<kitchen>/promotion``), on production's inputs at their current versions (not the
    kitchen's pins), with production's variation; its own contracts and dbt tests run as usual.
+   When the kitchen's last build read exactly that (same code, variation, upstream versions
+   and landing files: :func:`.sandbox.build_state`), that build is promoted as it is.
 3. Each port is compared with production's served version and audited with the production
    contract (:mod:`.diff`); a breaking difference (a key removed, a production rule no longer
    met) is refused unless the contract version was raised.
@@ -29,7 +31,7 @@ from .. import lake
 from ..descriptor import discover_domains
 from ..settings import KITCHEN, MeshPaths, mesh_env
 from .diff import PortDiff, _pointer, consumers_of, contract_changes, diff_kitchen
-from .sandbox import Kitchen, build, production_paths
+from .sandbox import Kitchen, build, build_state, production_paths, production_versions
 
 PROMOTION = "promotion"
 
@@ -45,6 +47,7 @@ class Promotion:
     published: dict[str, int] = field(default_factory=dict)  # producer/port -> version
     consumers: dict[str, list[str]] = field(default_factory=dict)  # raised ports' readers
     build_output: str = ""
+    rebuilt: bool = False  # False: the kitchen's last build already read production's inputs
 
     @property
     def ok(self) -> bool:
@@ -85,17 +88,20 @@ def promote(kitchen: Kitchen, instance: dg.DagsterInstance | None = None) -> Pro
     result.refused, raised = contract_check(kitchen)
     if result.refused:
         return result
-    folder = kitchen.folder / PROMOTION
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir()
-    done = build(kitchen, folder=folder, env=mesh_env(), capture=True)
-    result.build_output = done.stdout + done.stderr
-    if done.returncode != 0:
-        result.refused.append(
-            "the kitchen's code failed on production's current inputs (nothing was published):\n"
-            + "\n".join(result.build_output.strip().splitlines()[-25:])
-        )
-        return result
+    folder = kitchen.folder
+    current = build_state(kitchen, production_versions(), mesh_env())
+    if not kitchen.built or kitchen.built != current:
+        result.rebuilt, folder = True, kitchen.folder / PROMOTION
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        done = build(kitchen, folder=folder, env=mesh_env(), capture=True)
+        result.build_output = done.stdout + done.stderr
+        if done.returncode != 0:
+            result.refused.append(
+                "the kitchen's code failed on production's current inputs (nothing was "
+                "published):\n" + "\n".join(result.build_output.strip().splitlines()[-25:])
+            )
+            return result
     result.diffs = diff_kitchen(kitchen, folder=folder)
     for d in result.diffs:
         if d.breaking and not d.version_raised:
@@ -114,7 +120,8 @@ def promote(kitchen: Kitchen, instance: dg.DagsterInstance | None = None) -> Pro
     result.consumers = raised
     if instance is not None:
         _record(instance, result, folder)
-    shutil.rmtree(folder, ignore_errors=True)
+    if result.rebuilt:
+        shutil.rmtree(folder, ignore_errors=True)
     return result
 
 

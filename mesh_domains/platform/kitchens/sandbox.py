@@ -8,6 +8,7 @@ served at creation, whatever production publishes afterwards. Nothing else is co
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from pathlib import Path
 from ..descriptor import Domain, discover_domains, domain_levels, load_domain
 from ..errors import MeshError
 from ..settings import CANARY, KITCHEN, KITCHEN_VAR, PROJECT_ROOT, MeshPaths, mesh_env, mesh_paths
+from ..versioning import folder_hash
 
 INSTANCE_TEMPLATE = Path(__file__).resolve().parents[1] / "instance" / "dagster.yaml"
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
@@ -46,6 +48,7 @@ class Kitchen:
     dirty: bool  # the working tree had uncommitted changes at creation
     pinned: dict[str, dict[str, int]] = field(default_factory=dict)  # domain -> port -> version
     created: str = ""
+    built: dict = field(default_factory=dict)  # what its last good build read (build_state)
 
     @property
     def paths(self) -> MeshPaths:
@@ -220,6 +223,38 @@ def _make(name, folder: Path, domains, ref, production: MeshPaths, known) -> Kit
     return kitchen
 
 
+def build_state(kitchen: Kitchen, upstream: dict[str, dict[str, int]], env: str) -> dict:
+    """What a build of the kitchen's domains depends on: its code (a content hash), the
+    variation, the versions of the other domains' ports it reads, and the landing files of its
+    sources (path, size, modification time). Two builds with the same state read the same."""
+    ours = kitchen.descriptors()
+    reads = sorted({u for d in ours.values() for u in d.upstream_domains} - set(kitchen.domains))
+    folders = [kitchen.code / "mesh_domains"]
+    folders += [kitchen.code / "dbt_projects" / d for d in kitchen.domains]
+    code = folder_hash.__wrapped__(*[f for f in folders if f.exists()])
+    landing = production_paths().landing
+    stamp = hashlib.sha256()
+    for source in sorted({s.name for d in ours.values() for s in d.sources}):
+        for path in sorted((landing / source).rglob("*")) if (landing / source).exists() else ():
+            info = path.stat()
+            stamp.update(f"{path.relative_to(landing)}:{info.st_size}:{info.st_mtime_ns};".encode())
+    return {
+        "code": code,
+        "env": env,
+        "upstream": {d: upstream.get(d, {}) for d in reads},
+        "landing": stamp.hexdigest()[:16],
+    }
+
+
+def production_versions() -> dict[str, dict[str, int]]:
+    """The versions production serves now, per domain and port."""
+    out = {}
+    for pointer in sorted((production_paths().data / "lake").glob("*/current.json")):
+        ports = json.loads(pointer.read_text())["ports"]
+        out[pointer.parent.name] = {port: entry["version"] for port, entry in ports.items()}
+    return out
+
+
 def build(
     kitchen: Kitchen,
     folder: Path | None = None,
@@ -232,14 +267,15 @@ def build(
     args = [sys.executable, "-m", "mesh_domains.platform.cli", "build"]
     for domain in kitchen.domains:
         args += ["--domain", domain]
-    return subprocess.run(
-        args,
-        cwd=kitchen.code,
-        env=kitchen.environment(folder, env),
-        capture_output=capture,
-        text=True,
-        timeout=timeout,
+    environ = kitchen.environment(folder, env)
+    state = build_state(kitchen, kitchen.pinned, environ["MESH_ENV"]) if folder is None else None
+    done = subprocess.run(
+        args, cwd=kitchen.code, env=environ, capture_output=capture, text=True, timeout=timeout
     )
+    if state is not None:
+        kitchen.built = state if done.returncode == 0 else {}
+        kitchen.save()
+    return done
 
 
 def destroy(kitchen: Kitchen) -> None:
