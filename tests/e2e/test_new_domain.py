@@ -162,6 +162,7 @@ def test_adoption_reports_what_it_mapped_and_what_it_could_not(project, scaffold
         "returned",
     ]
     assert orders["amount"] == {"type": "float64", "nullable": False}
+    assert orders["status_versions"] == {"type": "int64"}  # read from the project's snapshot
     print(f"adopting the fixture project took {scaffolded['adopt_seconds']:.1f}s")
 
 
@@ -175,8 +176,8 @@ def _same_tree(a: Path, b: Path) -> None:
 
 
 def test_adopted_project_builds_unchanged(project, scaffolded):
-    """Seeds, table-materialized staging models and their tests are built in staging; the
-    three marts are published; the project's files are exactly the fixture's."""
+    """Seeds, a snapshot, table-materialized staging models and their tests are built in
+    staging; the three marts are published; the project's files are exactly the fixture's."""
     adopted = project["root"] / "dbt_projects" / "shop"
     _same_tree(FIXTURE, adopted)
     generated = mesh(project, "generate", "--scale", "0.02", "--seed", "3")
@@ -191,7 +192,11 @@ def test_adopted_project_builds_unchanged(project, scaffolded):
     assert rows[("shop", "products")]["rows"] > 0
     _same_tree(FIXTURE, adopted)  # building touched nothing but dbt's own output
     dbt_log = (Path(project["env"]["MESH_DATA_DIR"]) / "logs/dbt/shop/dbt.log").read_text()
-    for staged in ("seed file main.raw_orders", "table model main.stg_payments"):
+    for staged in (
+        "seed file main.raw_orders",
+        "table model main.stg_payments",
+        "snapshotted main.orders_status_history",
+    ):
         assert staged in dbt_log
     assert "PASS unique_stg_orders_order_id" in dbt_log  # staging is tested, not published
 
