@@ -8,7 +8,7 @@ UV         := $(TOOLS)/bin/uv
 RUN        := $(UV) run --frozen
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: install demo build status test lint format ui validate clean
+.PHONY: install browser demo build status test lint format ui validate clean
 
 # uv itself is bootstrapped into .tools/ with the machine's python3: nothing to install by hand
 $(UV):
@@ -17,6 +17,14 @@ $(UV):
 
 install: $(UV)
 	$(UV) sync --frozen --compile-bytecode
+
+# the browser the UI test drives: Debian's chromium, installed only when it is missing
+# (playwright's own browser download is not used)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@test -x /usr/bin/chromium || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 demo: install
 	$(RUN) mesh demo
@@ -28,7 +36,7 @@ status: install
 	$(RUN) mesh status
 
 # test modules run on two workers, a module's tests on one (they share its module-scoped mesh)
-test: install lint
+test: install lint browser
 	$(RUN) pytest -n 2 --dist loadfile
 
 lint: install
