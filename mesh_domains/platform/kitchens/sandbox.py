@@ -92,6 +92,8 @@ class Kitchen:
             }
         )
         environ["DAGSTER_HOME"] = str((folder or self.folder) / "dagster")
+        if len(self.domains) == 1:  # nothing to build side by side: no worker processes
+            environ.setdefault("MESH_BUILD_PARALLEL", "1")
         return environ
 
     def save(self) -> None:
