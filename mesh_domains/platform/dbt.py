@@ -232,6 +232,8 @@ class DbtPorts:
     # input key ("landing/<source>" or "<producer>/<port>") -> (schema, identifier) the
     # project's dbt source points at
     source_relations: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # port -> column -> the description the dbt project gives it
+    column_descriptions: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def selection(self, ports: list[str]) -> list[str]:
         """The dbt nodes a step builds and tests: its ports with everything upstream of them
@@ -331,7 +333,17 @@ def read_ports(domain: Domain, manifest: dict) -> DbtPorts:
         model = u.get("model")
         if model in ports.values():
             units.setdefault(model, []).append(u["name"])
-    return DbtPorts(order, deps, built_by, tests, descriptions, units, inner_tests, relations)
+    columns = {
+        name: {
+            c.get("name") or col: c["description"].strip()
+            for col, c in (nodes[uid].get("columns") or {}).items()
+            if (c.get("description") or "").strip()
+        }
+        for uid, name in ports.items()
+    }
+    return DbtPorts(
+        order, deps, built_by, tests, descriptions, units, inner_tests, relations, columns
+    )
 
 
 def _tests_within(manifest: dict, inner: set[str]) -> list[str]:
@@ -399,7 +411,12 @@ def _dbt_step(
     all_ports: list[str],
 ) -> dg.AssetsDefinition:
     ports = [domain.output_port(n) for n in names]
-    specs = [port_spec(domain, p, "dbt", version, found.deps[p.name]) for p in ports]
+    specs = [
+        port_spec(
+            domain, p, "dbt", version, found.deps[p.name], found.column_descriptions.get(p.name)
+        )
+        for p in ports
+    ]
     test_checks = [
         dg.AssetCheckSpec(
             name,

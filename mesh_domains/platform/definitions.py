@@ -17,7 +17,7 @@ several: :mod:`.jobs`). Automation, one mechanism per edge:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -26,6 +26,7 @@ import dagster as dg
 
 from .descriptor import Domain, OutputPort, discover_domains, load_domain, load_landing
 from .jobs import domain_jobs
+from .lake import lake_alias
 from .partitions import Cadence, partitions_def
 from .ports import (
     CONTRACT_CHECK,
@@ -39,6 +40,7 @@ from .ports import (
 )
 from .ports import staging_connection as _staging
 from .sensors import domain_sensors
+from .settings import mesh_paths
 
 AUTOMATION_INTERVAL_S = 5
 
@@ -107,13 +109,18 @@ def port_deps(domain: Domain, port: OutputPort, deps: Sequence[list[str]]) -> li
     return out
 
 
-def column_schema(port: OutputPort) -> dg.TableSchema:
+def column_schema(
+    port: OutputPort, descriptions: Mapping[str, str] | None = None
+) -> dg.TableSchema:
+    """The contract's columns; a column the descriptor does not describe takes the toolchain's
+    description (``descriptions``: a dbt model's column descriptions)."""
+    descriptions = descriptions or {}
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 c.name,
                 c.type,
-                description=c.description or None,
+                description=c.description or descriptions.get(c.name) or None,
                 constraints=dg.TableColumnConstraints(
                     nullable=c.nullable,
                     unique=c.unique or [c.name] == list(port.contract.primary_key),
@@ -130,7 +137,12 @@ def column_schema(port: OutputPort) -> dg.TableSchema:
 
 
 def port_spec(
-    domain: Domain, port: OutputPort, toolchain_kind: str, version: str, deps: Sequence[list[str]]
+    domain: Domain,
+    port: OutputPort,
+    toolchain_kind: str,
+    version: str,
+    deps: Sequence[list[str]],
+    column_descriptions: Mapping[str, str] | None = None,
 ) -> dg.AssetSpec:
     return dg.AssetSpec(
         key=port.key,
@@ -145,7 +157,10 @@ def port_spec(
         freshness_policy=port_freshness(domain),
         tags={"mesh/domain": domain.name, "mesh/lifecycle_phase": domain.lifecycle_phase},
         metadata={
-            "dagster/column_schema": column_schema(port),
+            "dagster/column_schema": column_schema(port, column_descriptions),
+            # the UI's "Storage": the published lake table consumers read, never staging
+            "dagster/table_name": f"{lake_alias(domain.name)}.main.{port.name}",
+            "dagster/uri": f"ducklake:sqlite:{mesh_paths().lake_catalog(domain.name)}",
             "domain": domain.name,
             "team": domain.team,
             "grants": ", ".join(port.grants) or "(owner only)",
