@@ -316,10 +316,22 @@ def age(kitchen: Kitchen) -> str:
 
 
 def ui_command(kitchen: Kitchen, host: str, port: int) -> tuple[list[str], dict[str, str]]:
-    """``dagster dev`` on the kitchen's instance and code, in its namespace."""
+    """``dagster dev`` on the kitchen's instance, with the code locations of its domains only
+    (the other domains are pinned: their sensors must not rebuild them in the kitchen)."""
+    import yaml
+
+    workspace = yaml.safe_load((kitchen.code / "workspace.yaml").read_text())
+    workspace["load_from"] = [
+        entry
+        for entry in workspace.get("load_from") or []
+        if next(iter(entry.values())).get("location_name") in kitchen.domains
+    ]
+    for entry in workspace["load_from"]:
+        next(iter(entry.values()))["working_directory"] = str(kitchen.code)
+    path = kitchen.folder / "workspace.yaml"
+    path.write_text(yaml.safe_dump(workspace, sort_keys=False))
     dagster = str(Path(sys.executable).parent / "dagster")
-    workspace = kitchen.code / "workspace.yaml"
     return (
-        [dagster, "dev", "-w", str(workspace), "-h", host, "-p", str(port)],
+        [dagster, "dev", "-w", str(path), "-h", host, "-p", str(port)],
         kitchen.environment(),
     )
