@@ -120,8 +120,11 @@ def master_physicians(build: BuildContext) -> dict:
             union all
             select npi, null, null, null, null, null, null, 'unknown', 'rx_only' from rx_only
         )
-        select {MESH_ID} as mesh_id, npi, me_number, first_name,
-               last_name, specialty, state, zip, status, record_source,
+        select {MESH_ID} as mesh_id, npi, me_number, first_name, last_name,
+               -- the name every consumer shows: the warehouses conform to it, not re-derive it
+               coalesce(first_name || ' ' || last_name, 'Unknown prescriber ' || npi)
+                   as physician_name,
+               specialty, state, zip, status, record_source,
                0::bigint as crm_accounts
         from golden
     """,

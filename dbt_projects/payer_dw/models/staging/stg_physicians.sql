@@ -1,16 +1,8 @@
-with source as (
-    select * from {{ source('physician_master', 'physicians') }}
-),
-
-renamed as (
-    select
-        mesh_id as physician_id,
-        npi,
-        first_name,
-        last_name,
-        specialty,
-        state
-    from source
-)
-
-select * from renamed
+-- The golden physicians as this warehouse keys and names them (conformed: the master's name).
+select
+    mesh_id as physician_id,
+    npi,
+    physician_name,
+    specialty,
+    state
+from {{ source('physician_master', 'physicians') }}

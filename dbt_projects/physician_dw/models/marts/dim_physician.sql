@@ -7,7 +7,7 @@ final as (
         physician_id,
         npi,
         me_number,
-        coalesce(first_name || ' ' || last_name, 'Unknown prescriber ' || npi) as physician_name,
+        physician_name,
         coalesce(specialty, 'Unknown') as specialty,
         state,
         status,
