@@ -2,10 +2,8 @@
 -- account the physician master does not know, e.g. one created on a rep's tablet, never synced).
 with calls as (
     select * from {{ ref('stg_field_calls') }}
-    {% if var('partition_start', none) %}
     -- a partitioned build: only the days being published
-    where call_date between '{{ var("partition_start") }}' and '{{ var("partition_end") }}'
-    {% endif %}
+    {{ mesh_partition_filter('call_date') }}
 ),
 
 crm_accounts as (
