@@ -28,8 +28,8 @@ DW = "physician_dw"
 # the commit the kitchens check out (a shared working tree may run ahead of HEAD's consistency)
 REF = os.environ.get("MESH_TEST_KITCHEN_REF", "HEAD")
 MODEL = Path("dbt_projects/physician_dw/models/marts/dim_physician.sql")
-NAME_SQL = "coalesce(first_name || ' ' || last_name, 'Unknown prescriber ' || npi)"
-NEW_NAME_SQL = "coalesce(last_name || ', ' || first_name, 'Unknown prescriber ' || npi)"
+FINAL_SQL = "select * from final"
+CHANGED_SQL = "select * replace (physician_name || ' (kitchen)' as physician_name) from final"
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def kitchens(production):
     before = fingerprint(production)
     changed = sandbox.create("changed", [DW], ref=REF)
     twin = sandbox.create("twin", [DW])  # the working tree: the code production runs here
-    edit(changed.code / MODEL, NAME_SQL, NEW_NAME_SQL)
+    edit(changed.code / MODEL, FINAL_SQL, CHANGED_SQL)
     with ThreadPoolExecutor(2) as pool:
         runs = list(
             pool.map(lambda k: sandbox.build(k, capture=True, timeout=300), [changed, twin])
@@ -132,7 +132,7 @@ def test_kitchens_build_side_by_side_and_diff_shows_the_change(production, kitch
     sample = dim.samples["changed_rows"][0]["changes"]
     assert set(sample) == {"physician_name"}
     old, new = sample["physician_name"]
-    assert ", " in new and ", " not in old
+    assert new == old + " (kitchen)"
     assert diffs["fact_rx_weekly"].verdict == "unchanged"
     assert all(d.verdict == "unchanged" for d in diff_kitchen(twin)), [
         d.as_dict() for d in diff_kitchen(twin)
@@ -196,7 +196,7 @@ def test_a_compatible_change_promotes_with_kitchen_and_ref(production, kitchens)
     assert info["promoted_from"]["dirty"] is True
     view, _ = lake.open_port(con, "brand_analytics", owner, "dim_physician")
     names = [n for (n,) in con.execute(f"select physician_name from {view}").fetchall()]
-    assert any(", " in n for n in names)
+    assert names and all(n.endswith(" (kitchen)") for n in names)
     con.close()
     event = production.instance.get_latest_materialization_event(dg.AssetKey([DW, "dim_physician"]))
     metadata = event.asset_materialization.metadata

@@ -94,11 +94,15 @@ def list_command(
             f"{d} " + ",".join(f"{p}@{v}" for p, v in ports.items())
             for d, ports in r["pinned"].items()
         )
-        disk = f"{r['disk_bytes'] / 1e6:.1f} MB"
+        disk = _size(r["disk_bytes"])
         if r["code_bytes"]:
-            disk += f" (+{r['code_bytes'] / 1e6:.1f} MB code)"
+            disk += f" (+{_size(r['code_bytes'])} code)"
         table.add_row(r["name"], ", ".join(r["domains"]), r["ref"], pinned, r["age"], disk)
     console.print(table)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
 
 
 @kitchen_app.command("build")

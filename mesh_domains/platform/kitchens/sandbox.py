@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -295,6 +296,8 @@ def _remove(folder: Path) -> None:
         )
     shutil.rmtree(folder, ignore_errors=True)
     subprocess.run(["git", "worktree", "prune"], cwd=PROJECT_ROOT, capture_output=True)
+    with suppress(OSError):  # the last kitchen gone: no empty folder left either
+        folder.parent.rmdir()
 
 
 def disk_usage(folder: Path, skip: tuple[str, ...] = ()) -> int:
