@@ -226,6 +226,13 @@ def test_a_port_page_shows_its_cross_domain_edges_owner_schema_storage_and_rows(
         expect(body).to_contain_text(re.compile(rf"Storage\s*{domain}_lake\.main\.{port}"))
         expect(page.get_by_text(f"ducklake:sqlite:{catalog}")).to_be_visible()
         assert str(mesh_paths().staging_db(domain)) not in page.inner_text("body")
+    page = ui.page(f"/assets/{domain}/{port}?view=lineage&lineageScope=upstream")
+    with looking_at(page, f"{domain}/{port} upstream lineage"):
+        # the asset graph draws the edge from physician_master's port, in its domain's group
+        expect(page.get_by_text("Graph depth")).to_be_visible()
+        for group, asset in (("physician_master", "physicians"), (domain, port)):
+            expect(page.get_by_text(group, exact=True).last).to_be_visible()
+            expect(page.get_by_text(asset, exact=True).last).to_be_visible()
 
 
 def test_a_port_shows_its_contract_check_result(ui):
