@@ -38,6 +38,11 @@ def _table(con, rows: str = GOOD_ROWS) -> str:
         "status varchar, record_source varchar, crm_accounts bigint)"
     )
     con.execute(f"insert into physicians values {rows}")
+    con.execute(  # the conformed name the master publishes, derived as the master does
+        "alter table physicians add column physician_name varchar; "
+        "update physicians set physician_name = "
+        "coalesce(first_name || ' ' || last_name, 'Unknown prescriber ' || npi)"
+    )
     return "physicians"
 
 
