@@ -33,7 +33,7 @@ from .faults import crash_point
 from .settings import MeshPaths, mesh_paths
 
 EXTENSIONS = ("ducklake", "sqlite_scanner")
-LOCK_RETRY_SECONDS = 30.0
+LOCK_RETRY_SECONDS = 120.0  # a loaded machine holds catalog locks longer
 _TRANSIENT = ("database is locked", "database table is locked")
 _installed = False
 

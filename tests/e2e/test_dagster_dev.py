@@ -46,9 +46,16 @@ def _ticked(instance: dg.DagsterInstance, names: set[str]) -> bool:
     return seen == names
 
 
-def _runs(instance: dg.DagsterInstance, trigger: str) -> list[dg.DagsterRun]:
-    """Runs the sensors started (``mesh/trigger``: arrival, process linkage)."""
-    return list(instance.get_runs(filters=dg.RunsFilter(tags={"mesh/trigger": trigger})))
+WAREHOUSE_JOB = "build_physician_dw"  # the job a new Rx week starts in physician_dw
+
+
+def _runs(
+    instance: dg.DagsterInstance, trigger: str, job: str | None = None
+) -> list[dg.DagsterRun]:
+    """Runs the sensors started (``mesh/trigger``: arrival, process linkage), of ``job`` only
+    if given (one publish starts every consuming domain: physician_dw, payer_dw, ...)."""
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"mesh/trigger": trigger}))
+    return [r for r in runs if job is None or r.job_name == job]
 
 
 class DevMesh:
@@ -87,12 +94,14 @@ def _parameter_handed_over(instance, port: int, deadline: float, tmp_path: Path)
         time.sleep(2)
         linked = [
             r
-            for r in _runs(instance, "process linkage")
+            for r in _runs(instance, "process linkage", WAREHOUSE_JOB)
             if r.tags.get("mesh/upstream_run") == run_id
         ]
     time.sleep(12)  # two more sensor ticks: still exactly one run
     linked = [
-        r for r in _runs(instance, "process linkage") if r.tags.get("mesh/upstream_run") == run_id
+        r
+        for r in _runs(instance, "process linkage", WAREHOUSE_JOB)
+        if r.tags.get("mesh/upstream_run") == run_id
     ]
     assert len(linked) == 1 and linked[0].status == dg.DagsterRunStatus.SUCCESS
     assert linked[0].tags["mesh/param/as_of"] == as_of
@@ -137,11 +146,13 @@ def test_a_dropped_delivery_propagates_with_dagster_dev_running(tmp_path, monkey
                     -3000:
                 ]
                 time.sleep(2)
-                linked = _runs(instance, "process linkage")
+                linked = _runs(instance, "process linkage", WAREHOUSE_JOB)
                 warehouse = linked[0] if linked else None
             assert warehouse.status == dg.DagsterRunStatus.SUCCESS
             arrivals = _runs(instance, "arrival")
-            assert len(arrivals) == 1 and len(_runs(instance, "process linkage")) == 1
+            assert (
+                len(arrivals) == 1 and len(_runs(instance, "process linkage", WAREHOUSE_JOB)) == 1
+            )
             assert len(arrivals) == 1 and arrivals[0].status == dg.DagsterRunStatus.SUCCESS
             assert warehouse.tags["mesh/upstream_run"] == arrivals[0].run_id
             assert materialized(type("M", (), {"instance": instance})(), warehouse.run_id) == {

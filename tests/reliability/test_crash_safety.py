@@ -60,6 +60,8 @@ class Lakes:
 def lakes(tmp_path_factory) -> Lakes:
     """A tiny mesh built fault-free, one domain per ``mesh build`` (the reference)."""
     lakes = Lakes(new_mesh_root(tmp_path_factory.mktemp("crash")))
+    prepared = run_build(lakes.mesh, "reference")  # physician_dw also reads it (not audited)
+    assert prepared.built("reference"), prepared.tail()
     for domain in DOMAINS:
         run = run_build(lakes.mesh, domain)
         assert run.built(domain), run.tail()
