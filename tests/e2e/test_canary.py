@@ -56,9 +56,9 @@ def test_canary_publishes_apart_and_production_readers_see_no_change(
     assert canary_lake.parts[-2:] == ("physician_master", "canary")
     seen_by_canary = read()  # a canary consumer opts in: it reads the canary lakes
     states = {
-        row[6]
+        row[7]  # state
         for row in json.loads(seen_by_canary["physician_master/physicians"])[1]
-        if row[6] is not None
+        if row[7] is not None
     }
     assert states <= {"MA", "NY", "CA"} and states
     dim = json.loads(seen_by_canary["physician_dw/dim_physician"])[1]

@@ -159,6 +159,7 @@ def test_a_dropped_delivery_propagates_with_dagster_dev_running(tmp_path, monkey
                 "dim_physician": [None],
                 "fact_rx_weekly": [NEW_KEY],
                 "physician_brand_share": [None],
+                "territory_performance": [None],
             }
             _parameter_handed_over(instance, port, deadline, tmp_path)
     finally:

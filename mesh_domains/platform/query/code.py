@@ -27,6 +27,7 @@ from ..settings import PROJECT_ROOT
 from ..versioning import folder_hash
 
 DBT_PROJECTS = PROJECT_ROOT / "dbt_projects"
+DBT_MACROS = Path(__file__).resolve().parents[1] / "dbt_macros"  # shared by every dbt domain
 COMPILE_TIMEOUT_S = 300
 
 
@@ -40,7 +41,7 @@ def relative(path: Path) -> str:
 def current_code_version(domain: Domain) -> str:
     """The code version a build of the domain would record now (see ``ports.code_version``)."""
     if domain.toolchain == "dbt":
-        return folder_hash(domain.folder, DBT_PROJECTS / domain.name)
+        return folder_hash(domain.folder, DBT_PROJECTS / domain.name, DBT_MACROS)
     return folder_hash(domain.folder)
 
 
