@@ -138,7 +138,8 @@ def _check_port(client, domain, port, domains):
     declared = {p.name: p.default for p in domain.parameters if p.default is not None}
     assert how["variation"].get("params", {}) == declared  # defaults recorded as used
     code = how["code"].get("python") or how["code"].get("dbt")
-    assert code and ("def " in code.get("source", "") or "select" in code.get("sql", ""))
+    sql = code.get("sql", "") if code else ""  # a dbt model: SQL, or a platform macro call
+    assert code and ("def " in code.get("source", "") or "select" in sql or "{{" in sql)
     # Where: only for a granted caller; its files read back as the published rows
     assert answer["where"]["granted"] is False
     caller = next((g for g in port.grants if g in domains), domain.name)
