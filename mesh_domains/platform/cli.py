@@ -434,6 +434,53 @@ def contract_export(
     console.print(f"[green]{len(written)} contract(s) written[/] (ODCS v3)")
 
 
+deploy_app = typer.Typer(help="The mesh beyond one machine: Dagster's Helm chart on Kubernetes.")
+app.add_typer(deploy_app, name="deploy")
+
+
+@deploy_app.command("render")
+def deploy_render(
+    out: Annotated[Path | None, typer.Option(help="Folder (default: <data>/deploy).")] = None,
+    image: Annotated[
+        str | None, typer.Option(help="NAME:TAG of the project's image (default: its version).")
+    ] = None,
+    registry: Annotated[
+        str | None, typer.Option(help="Registry prefix, e.g. ghcr.io/acme.")
+    ] = None,
+    postgres_host: Annotated[
+        str, typer.Option(help="The instance's external PostgreSQL host.")
+    ] = "postgresql",
+) -> None:
+    """Write Helm values (one user-code deployment per domain), workspace.yaml and Dockerfile."""
+    from .deploy import DATA_CLAIM, DeployError, helm_command, project_image, render, secrets
+
+    try:
+        rendered = render(
+            out or mesh_paths().data / "deploy", project_image(image, registry), postgres_host
+        )
+    except DeployError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    table = Table(title=f"user-code deployments ({rendered.image.ref})")
+    for col in ("deployment", "port", "requests", "limits"):
+        table.add_column(col)
+    for d in rendered.deployments:
+        res = d["resources"]
+        table.add_row(
+            d["name"],
+            str(d["port"]),
+            *(f"{res[k]['cpu']} CPU, {res[k]['memory']}" for k in ("requests", "limits")),
+        )
+    console.print(table)
+    for path in rendered.files:
+        console.print(f"  {path}")
+    needed = ", ".join(
+        f"{name} ({', '.join(keys)})" for name, keys in secrets(rendered.deployments).items()
+    )
+    console.print(f"secrets to create: {needed}; volume claim: {DATA_CLAIM}", soft_wrap=True)
+    console.print(f"build: docker build -f {rendered.out / 'Dockerfile'} -t {rendered.image.ref} .")
+    console.print(f"apply: {helm_command(rendered.out / 'values.yaml')}", soft_wrap=True)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
