@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from mesh_harness import TINY, Mesh, _make_mesh  # noqa: F401 — TINY and Mesh for tests
+from mesh_harness import TINY, Mesh, _make_mesh, built_copy  # noqa: F401 — TINY and Mesh for tests
 
 
 @pytest.fixture
@@ -20,8 +20,6 @@ def mesh(tmp_path) -> Iterator[Mesh]:
 
 @pytest.fixture(scope="module")
 def built_mesh(tmp_path_factory) -> Iterator[Mesh]:
-    """A tiny mesh with every domain built once (shared by a module's read-only tests)."""
-    for mesh in _make_mesh(tmp_path_factory.mktemp("mesh")):
-        report = mesh.build()
-        assert report.ok, [r.error for r in report.results]
-        yield mesh
+    """A tiny mesh with every domain built (shared by a module's tests): a copy of the
+    session's one build, in the module's own data root and Dagster home."""
+    yield from built_copy(tmp_path_factory)

@@ -6,12 +6,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import pytest
+from filelock import FileLock
 
 from mesh_domains.platform.build import BuildOptions, build_mesh, execute_domain
 from mesh_domains.platform.settings import MeshPaths
@@ -60,6 +63,42 @@ def _make_mesh(root: Path) -> Iterator[Mesh]:
     generate(data / "landing", **TINY)
     home = root / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
+    with (
+        environment(MESH_DATA_DIR=str(data), MESH_ENV="ci"),
+        dg.instance_for_test(temp_dir=str(home)) as instance,
+    ):
+        yield Mesh(MeshPaths(data), instance)
+
+
+def built_template(factory: pytest.TempPathFactory) -> Path:
+    """A tiny mesh with every domain built, once per test session: the first test module
+    that needs it builds it (under pytest-xdist, one worker builds while the other waits),
+    later ones copy it (:func:`built_copy`). Built with exactly :func:`_make_mesh`'s data,
+    environment and instance, so a copy is what a module-scoped build would have made."""
+    base = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by the session's workers
+    template = base / "built_mesh_template"
+    with FileLock(str(template) + ".lock"):
+        if not (template / "built").exists():
+            shutil.rmtree(template, ignore_errors=True)
+            for mesh in _make_mesh(template):
+                report = mesh.build()
+                assert report.ok, [(r.domain, r.error) for r in report.results if r.error]
+            (template / "built").touch()
+    return template
+
+
+def built_copy(factory: pytest.TempPathFactory, name: str = "mesh") -> Iterator[Mesh]:
+    """A copy of the session's built tiny mesh in a new data root and Dagster home: lakes
+    are relocatable (the catalog's and the pointers' file locations are relative to the
+    data path), so the copy serves every version from its own files. Files are copied
+    without their times, so caches keyed on a file's modification time see new files."""
+    template = built_template(factory)
+    root = factory.mktemp(name)
+    for part in ("data", "dagster_home"):
+        shutil.copytree(template / part, root / part, copy_function=shutil.copyfile)
+    data, home = root / "data", root / "dagster_home"
     with (
         environment(MESH_DATA_DIR=str(data), MESH_ENV="ci"),
         dg.instance_for_test(temp_dir=str(home)) as instance,

@@ -33,6 +33,7 @@ from .faults import crash_point
 from .settings import MeshPaths, mesh_paths
 
 EXTENSIONS = ("ducklake", "sqlite_scanner")
+POINTER_DATA_PATH = "files"  # a pointer's files are relative to this folder beside it
 LOCK_RETRY_SECONDS = 120.0  # a loaded machine holds catalog locks longer
 _TRANSIENT = ("database is locked", "database table is locked")
 _installed = False
@@ -95,10 +96,12 @@ def lake_alias(domain: str) -> str:
 
 
 def lake_attach_sql(domain: str, read_only: bool, paths: MeshPaths | None = None) -> str:
+    """Attach ``domain``'s lake. Its data path is always the one under the data root it is
+    reached through (``OVERRIDE_DATA_PATH``): the catalog records file locations relative to
+    the data path, so a lake moved or mounted elsewhere stays readable."""
     paths = paths or mesh_paths()
-    options = [f"DATA_PATH '{paths.lake_files(domain)}/'", "DATA_INLINING_ROW_LIMIT 0"]
-    if read_only:
-        options = ["READ_ONLY"]
+    options = [f"DATA_PATH '{paths.lake_files(domain)}/'", "OVERRIDE_DATA_PATH true"]
+    options = ["READ_ONLY", *options] if read_only else [*options, "DATA_INLINING_ROW_LIMIT 0"]
     return (
         f"ATTACH IF NOT EXISTS 'ducklake:sqlite:{paths.lake_catalog(domain)}' "
         f"AS {lake_alias(domain)} ({', '.join(options)})"
@@ -170,6 +173,7 @@ def write_pointer(con: duckdb.DuckDBPyConnection, domain: str, version: int, por
     alias = lake_alias(domain)
     path = pointer_path(domain)
     pointer = json.loads(path.read_text()) if path.exists() else {"ports": {}}
+    data_path = f"{mesh_paths().lake_files(domain)}/"
     extra = retrying(
         lambda: con.execute(
             f"select commit_extra_info from {alias}.snapshots() where snapshot_id = ?", [version]
@@ -188,9 +192,10 @@ def write_pointer(con: duckdb.DuckDBPyConnection, domain: str, version: int, por
             raise RuntimeError(f"{domain}/{port} v{version} has delete files; not supported")
         pointer["ports"][port] = {
             "version": version,
-            "files": [f for f, _ in files],
+            "files": [f.removeprefix(data_path) for f, _ in files],
             "lineage": lineage,
         }
+    pointer["data_path"] = POINTER_DATA_PATH
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_text(json.dumps(pointer, indent=1))
     os.replace(tmp, path)
@@ -225,6 +230,31 @@ class Served(NamedTuple):
     lineage: dict[str, int]
 
 
+def read_pointer(path: Path) -> dict[str, Served]:
+    """The ports a pointer file serves, their files resolved against the pointer's data path
+    (relative to the pointer's folder: moving a data root keeps every served version
+    readable; pointers written before data paths were recorded name absolute files)."""
+    pointer = json.loads(path.read_text())
+    base = path.parent / pointer.get("data_path", "")
+    return {
+        name: Served(
+            entry["version"],
+            [f if os.path.isabs(f) or "://" in f else str(base / f) for f in entry["files"]],
+            entry.get("lineage", {}),
+        )
+        for name, entry in pointer["ports"].items()
+    }
+
+
+def pin_pointer(pointer: Path, target: Path) -> None:
+    """Copy ``pointer`` to ``target`` (a kitchen pins production's served versions), its data
+    path made relative to the copy's folder so the copy still names the original files."""
+    data = json.loads(pointer.read_text())
+    data_path = (pointer.parent / data.get("data_path", "")).resolve()
+    data["data_path"] = os.path.relpath(data_path, target.parent.resolve())
+    target.write_text(json.dumps(data, indent=1))
+
+
 def served_ports(producer: str) -> dict[str, Served]:
     """The served version and files of every port of ``producer``, read in one go: the
     pointer is replaced atomically per commit, so ports published together are pinned
@@ -237,13 +267,7 @@ def served_ports(producer: str) -> dict[str, Served]:
         ),
         None,
     )
-    if path is None:
-        return {}
-    ports = json.loads(path.read_text())["ports"]
-    return {
-        name: Served(entry["version"], entry["files"], entry.get("lineage", {}))
-        for name, entry in ports.items()
-    }
+    return {} if path is None else read_pointer(path)
 
 
 def port_history(

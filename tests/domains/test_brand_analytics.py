@@ -10,7 +10,7 @@ import dagster as dg
 import duckdb
 import polars as pl
 import pytest
-from mesh_harness import _make_mesh
+from mesh_harness import built_copy
 
 from mesh_domains.brand_analytics.kpi_weekly import npp_weekly, week_ending, weekly_kpis
 from mesh_domains.brand_analytics.physician_segments import (
@@ -266,11 +266,12 @@ BRAND = "ZENVIRA"
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
-    """Every domain brand_analytics reads from, and brand_analytics, built once on tiny data."""
-    for mesh in _make_mesh(tmp_path_factory.mktemp("brand_analytics")):
-        report = mesh.build(*CHAIN)
-        assert report.ok, [(r.domain, r.error) for r in report.results if r.state != "built"]
-        yield mesh, {r.domain: r for r in report.results}
+    """Every domain brand_analytics reads from, and brand_analytics, built on tiny data (a
+    copy of the session's built mesh); with the run that built brand_analytics."""
+    for mesh in built_copy(tmp_path_factory, "brand_analytics"):
+        runs = mesh.instance.get_runs(dg.RunsFilter(tags={"mesh/domain": "brand_analytics"}))
+        assert runs and set(discover_domains()) == set(CHAIN)
+        yield mesh, [r.run_id for r in runs]
 
 
 def _port(ref: str, version: int | None = None) -> pl.DataFrame:
@@ -290,9 +291,14 @@ def _port(ref: str, version: int | None = None) -> pl.DataFrame:
 def test_every_contract_passes_and_every_input_is_pinned(chain):
     """The build's blocking contract checks all pass, all three ports are published, and the
     version records the eight input ports it read."""
-    mesh, results = chain
-    run_id = results["brand_analytics"].run_id
-    records = mesh.instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    mesh, run_ids = chain
+    records = [
+        record
+        for run_id in run_ids
+        for record in mesh.instance.all_logs(
+            run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        )
+    ]
     evaluations = [r.dagster_event.event_specific_data for r in records]
     contracts = {e.asset_key.path[-1] for e in evaluations if e.check_name == "contract"}
     assert contracts == {"physician_segments", "targeting_list", "kpi_weekly"}

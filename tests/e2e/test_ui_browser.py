@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from mesh_harness import _make_mesh
+from mesh_harness import built_copy
 from test_dagster_dev import _free_port
 
 from mesh_domains.platform import lake
@@ -41,7 +41,6 @@ CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "ui"
 LOAD_DEADLINE_S = 240
 TIMEOUT_MS = 30_000
-BUILT = ("physician_master", "reference", "physician_dw")
 PORT = ("physician_dw", "dim_physician")  # a dbt port reading physician_master's port
 LOCATIONS = [
     e["python_module"]["location_name"]
@@ -114,11 +113,11 @@ def _launch(playwright):
 
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory) -> Iterator[UI]:
-    """The workspace served over a tiny mesh (the webserver loads while the mesh builds)."""
+    """The workspace served over a tiny built mesh (a copy of the session's build)."""
     from playwright.sync_api import sync_playwright
 
-    root = tmp_path_factory.mktemp("ui")
-    for mesh in _make_mesh(root):
+    for mesh in built_copy(tmp_path_factory, "ui"):
+        root = mesh.paths.data.parent
         home = Path(os.environ["DAGSTER_HOME"])  # the instance the mesh is built in
         shutil.copy(INSTANCE_TEMPLATE, home / "dagster.yaml")
         port = _free_port()
@@ -134,8 +133,6 @@ def ui(tmp_path_factory) -> Iterator[UI]:
             start_new_session=True,
         )
         try:
-            report = mesh.build(*BUILT)
-            assert report.ok, [r.error for r in report.results]
             _wait_until_loaded(proc, url, log)
             with sync_playwright() as playwright:
                 browser = _launch(playwright)

@@ -425,13 +425,13 @@ def _audit_pointer(con, alias: str, audit: LakeAudit, path: Path) -> None:
         return
     domain = audit.domain
     try:
-        entries = json.loads(path.read_text())["ports"]
+        entries = lake.read_pointer(path)
     except Exception as exc:  # noqa: BLE001
         audit.torn.append(f"{domain} pointer {path} unreadable: {exc}")
         return
     versions = {v.version: v for v in audit.versions}
     for port, entry in entries.items():
-        number, files = entry["version"], entry["files"]
+        number, files = entry.version, entry.files
         audit.served[port] = number
         version = versions.get(number)
         if version is None or version.made_by.get(port) != number:

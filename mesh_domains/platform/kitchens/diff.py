@@ -11,7 +11,6 @@ Added columns, added keys and changed values are **compatible**.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -114,12 +113,7 @@ def diff_kitchen(kitchen: Kitchen, folder: Path | None = None) -> list[PortDiff]
 
 
 def _pointer(path: Path) -> dict[str, lake.Served]:
-    if not path.exists():
-        return {}
-    return {
-        port: lake.Served(entry["version"], entry["files"], entry.get("lineage", {}))
-        for port, entry in json.loads(path.read_text())["ports"].items()
-    }
+    return lake.read_pointer(path) if path.exists() else {}
 
 
 def _port_or_none(domain: Domain | None, port: str) -> OutputPort | None:

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .. import lake
 from ..descriptor import Domain, discover_domains, domain_levels, load_domain
 from ..errors import MeshError
 from ..settings import CANARY, KITCHEN, KITCHEN_VAR, PROJECT_ROOT, MeshPaths, mesh_env, mesh_paths
@@ -203,9 +204,8 @@ def _make(name, folder: Path, domains, ref, production: MeshPaths, known) -> Kit
             continue
         target = folder / "lake" / other / "current.json"
         target.parent.mkdir(parents=True)
-        shutil.copyfile(pointer, target)
-        served = json.loads(target.read_text())["ports"]
-        pinned[other] = {port: entry["version"] for port, entry in served.items()}
+        lake.pin_pointer(pointer, target)
+        pinned[other] = {port: s.version for port, s in lake.read_pointer(target).items()}
     home = folder / "dagster"
     home.mkdir()
     shutil.copyfile(INSTANCE_TEMPLATE, home / "dagster.yaml")

@@ -65,7 +65,8 @@ class LakeReader:
         if cached and cached[0] == stamp:
             return cached[1]
         try:
-            ports = json.loads(lake.pointer_path(domain).read_text())["ports"] if stamp else {}
+            served = lake.read_pointer(lake.pointer_path(domain)) if stamp else {}
+            ports = {port: s._asdict() for port, s in served.items()}
         except (FileNotFoundError, json.JSONDecodeError, KeyError):
             ports = {}  # replaced atomically, so a broken file is a foreign one: serve nothing
         self._pointers[domain] = (stamp, ports)
@@ -155,7 +156,9 @@ def where(domain: Domain, port: str, version: int, files: list[str], served: boo
             "time_travel": (
                 "install ducklake; load ducklake; "
                 f"attach 'ducklake:sqlite:{paths.lake_catalog(domain.name)}' as {alias} "
-                f"(read_only); select * from {alias}.main.{port} at (version => {version});"
+                f"(read_only, data_path '{paths.lake_files(domain.name)}/', "
+                "override_data_path true); "
+                f"select * from {alias}.main.{port} at (version => {version});"
             ),
         },
         "python": (
