@@ -160,7 +160,7 @@ def port_spec(
             "dagster/column_schema": column_schema(port, column_descriptions),
             # the UI's "Storage": the published lake table consumers read, never staging
             "dagster/table_name": f"{lake_alias(domain.name)}.main.{port.name}",
-            "dagster/uri": f"ducklake:sqlite:{mesh_paths().lake_catalog(domain.name)}",
+            "dagster/uri": mesh_paths().catalog_uri(domain.name),
             "domain": domain.name,
             "team": domain.team,
             "grants": ", ".join(port.grants) or "(owner only)",

@@ -30,9 +30,9 @@ import duckdb_extensions
 from .descriptor import Domain, PortRef
 from .errors import MeshError, MissingInputError
 from .faults import crash_point
-from .settings import MeshPaths, mesh_paths
+from .settings import MeshPaths, lake_catalog_url, mesh_paths
 
-EXTENSIONS = ("ducklake", "sqlite_scanner")
+EXTENSIONS = ("ducklake", "sqlite_scanner", "postgres_scanner")
 POINTER_DATA_PATH = "files"  # a pointer's files are relative to this folder beside it
 LOCK_RETRY_SECONDS = 120.0  # a loaded machine holds catalog locks longer
 _TRANSIENT = ("database is locked", "database table is locked")
@@ -44,7 +44,8 @@ class PortAccessError(MeshError, PermissionError):
 
 
 def ensure_extensions() -> None:
-    """Install DuckLake and SQLite from their PyPI wheels into DuckDB's extension directory.
+    """Install DuckLake, SQLite and PostgreSQL from their PyPI wheels into DuckDB's extension
+    directory.
 
     The wheels carry the extension binaries for this exact duckdb version, so nothing is
     downloaded; dbt-duckdb's ``LOAD`` then finds them too.
@@ -67,9 +68,9 @@ def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     return duckdb.connect(database)
 
 
-def _load_extensions(con: duckdb.DuckDBPyConnection) -> None:
+def load_extensions(con: duckdb.DuckDBPyConnection) -> None:
     ensure_extensions()
-    for name in EXTENSIONS:
+    for name in EXTENSIONS[:2] + (EXTENSIONS[2:] if lake_catalog_url() else ()):
         con.load_extension(name)
 
 
@@ -102,8 +103,10 @@ def lake_attach_sql(domain: str, read_only: bool, paths: MeshPaths | None = None
     paths = paths or mesh_paths()
     options = [f"DATA_PATH '{paths.lake_files(domain)}/'", "OVERRIDE_DATA_PATH true"]
     options = ["READ_ONLY", *options] if read_only else [*options, "DATA_INLINING_ROW_LIMIT 0"]
+    if schema := paths.catalog_schema(domain):
+        options.append(f"METADATA_SCHEMA '{schema}'")
     return (
-        f"ATTACH IF NOT EXISTS 'ducklake:sqlite:{paths.lake_catalog(domain)}' "
+        f"ATTACH IF NOT EXISTS '{paths.catalog_uri(domain)}' "
         f"AS {lake_alias(domain)} ({', '.join(options)})"
     )
 
@@ -112,7 +115,7 @@ def attach_own_lake(con: duckdb.DuckDBPyConnection, domain: str) -> str:
     """Attach the domain's lake read-write (creating it on first use); returns the alias."""
     paths = mesh_paths()
     paths.lake_files(domain).mkdir(parents=True, exist_ok=True)
-    _load_extensions(con)
+    load_extensions(con)
     retrying(lambda: con.execute(lake_attach_sql(domain, read_only=False, paths=paths)))
     return lake_alias(domain)
 
@@ -136,13 +139,13 @@ def attach_port_reader(
     for port in ports:
         check_grant(consumer, producer, port)
     paths = _reading(producer.name, consumer)
-    catalog = paths.lake_catalog(producer.name)
-    if not catalog.exists():
+    if not paths.lake_exists(producer.name):
         raise MissingInputError(
-            f"domain {consumer!r} reads {producer.name!r}, whose lake {catalog} does not exist "
-            f"yet: build {producer.name} first (mesh build)."
+            f"domain {consumer!r} reads {producer.name!r}, whose lake "
+            f"{paths.lake_dir(producer.name)} does not exist yet: build {producer.name} first "
+            "(mesh build)."
         )
-    _load_extensions(con)
+    load_extensions(con)
     retrying(lambda: con.execute(lake_attach_sql(producer.name, read_only=True, paths=paths)))
     return lake_alias(producer.name)
 
@@ -155,7 +158,7 @@ def _reading(producer: str, consumer: str) -> MeshPaths:
     if producer == consumer:
         return paths
     for candidate in paths.reading_order():
-        if candidate.lake_catalog(producer).exists():
+        if candidate.lake_exists(producer):
             return candidate
     return paths.production()
 

@@ -17,6 +17,11 @@ and production differ only in their environment:
   and other domains' ports through the pointers pinned in its own lake folders at creation,
   then production's (:mod:`.kitchen`).
 
+- ``MESH_LAKE_CATALOG``: where the lakes' catalogs live. Unset, each lake's catalog is a SQLite
+  file beside its data (the embedded default); a PostgreSQL URL
+  (``postgresql://user@host:5432/mesh_lakes``) puts every lake's catalog in that database, one
+  schema per domain (and per canary or kitchen namespace), for writers on several machines.
+
 The Dagster instance lives in ``DAGSTER_HOME`` (``<project>/.dagster`` when unset, set by the
 ``mesh`` CLI and the Makefile).
 """
@@ -32,6 +37,7 @@ ENVIRONMENTS = ("dev", "ci", "prod", "canary")
 CANARY = "canary"
 KITCHEN_VAR = "MESH_KITCHEN"
 KITCHEN = "kitchen"
+LAKE_CATALOG_VAR = "MESH_LAKE_CATALOG"
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,29 @@ class MeshPaths:
         return base / self.namespace if self._nested else base
 
     def lake_catalog(self, domain: str) -> Path:
+        """The catalog's SQLite file (the embedded default; see :meth:`catalog_uri`)."""
         return self.lake_dir(domain) / "catalog.sqlite"
+
+    def catalog_uri(self, domain: str) -> str:
+        """The DuckLake catalog of ``domain``'s lake: its SQLite file, or the PostgreSQL
+        database ``MESH_LAKE_CATALOG`` names (the domain's schema: :meth:`catalog_schema`)."""
+        url = lake_catalog_url()
+        return f"ducklake:postgres:{url}" if url else f"ducklake:sqlite:{self.lake_catalog(domain)}"
+
+    def catalog_schema(self, domain: str) -> str | None:
+        """The domain's schema in a PostgreSQL catalog database: ``<domain>``, or
+        ``<domain>__canary`` / ``<domain>__kitchen_<name>`` in those namespaces."""
+        if not lake_catalog_url():
+            return None
+        if self.upstream is not None:
+            return f"{domain}__{self.namespace}_{self.data.name}".lower()
+        return f"{domain}__{self.namespace}" if self.namespace else domain
+
+    def lake_exists(self, domain: str) -> bool:
+        """Whether ``domain`` has a lake here (its first build creates it)."""
+        if lake_catalog_url():
+            return self.lake_files(domain).exists()
+        return self.lake_catalog(domain).exists()
 
     def lake_files(self, domain: str) -> Path:
         return self.lake_dir(domain) / "files"
@@ -91,6 +119,17 @@ def mesh_paths() -> MeshPaths:
             raise ValueError(f"{KITCHEN_VAR} and MESH_ENV=canary exclude each other")
         return MeshPaths(Path(kitchen).resolve(), KITCHEN, upstream=data)
     return MeshPaths(data, CANARY if mesh_env() == CANARY else "")
+
+
+def lake_catalog_url() -> str | None:
+    """The PostgreSQL database holding the lakes' catalogs (``MESH_LAKE_CATALOG``), if any."""
+    url = os.environ.get(LAKE_CATALOG_VAR, "").strip()
+    if url and not url.startswith(("postgres://", "postgresql://")):
+        raise ValueError(
+            f"{LAKE_CATALOG_VAR}={url!r}: expected a PostgreSQL URL "
+            "(postgresql://user@host:5432/database), or unset for SQLite catalogs"
+        )
+    return url or None
 
 
 def mesh_env() -> str:

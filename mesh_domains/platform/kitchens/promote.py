@@ -141,9 +141,7 @@ def _commit_infos(folder: Path, domain: str, served: dict[str, lake.Served]) -> 
     paths = MeshPaths(folder, KITCHEN, upstream=production_paths().data)
     con = lake.connect()
     try:
-        lake.ensure_extensions()
-        for ext in lake.EXTENSIONS:
-            con.load_extension(ext)
+        lake.load_extensions(con)
         con.execute(lake.lake_attach_sql(domain, read_only=True, paths=paths))
         infos = {}
         for port, s in served.items():

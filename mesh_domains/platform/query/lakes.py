@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import lake
 from ..descriptor import Domain
-from ..settings import mesh_paths
+from ..settings import lake_catalog_url, mesh_paths
 
 
 @dataclass(frozen=True)
@@ -81,13 +81,15 @@ class LakeReader:
     def history(self, domain: Domain) -> dict[str, list[VersionInfo]]:
         """Every published version of every port of ``domain``, oldest first (from the catalog,
         re-read only after a new commit moved the pointer or touched the catalog)."""
-        catalog = mesh_paths().lake_catalog(domain.name)
-        stamp = (self.pointer_stamp(domain.name), _stamp(catalog))
+        paths = mesh_paths()
+        catalog = _stamp(paths.lake_catalog(domain.name)) if not lake_catalog_url() else None
+        exists = paths.lake_exists(domain.name)
+        stamp = (self.pointer_stamp(domain.name), catalog, exists)
         cached = self._histories.get(domain.name)
         if cached and cached[0] == stamp:
             return cached[1]
         history: dict[str, list[VersionInfo]] = {p.name: [] for p in domain.output_ports}
-        if stamp[1] is not None:
+        if exists:
             with self._lock:
                 con = lake.connect()
                 try:
@@ -145,7 +147,7 @@ def where(domain: Domain, port: str, version: int, files: list[str], served: boo
     alias = lake.lake_alias(domain.name)
     return {
         "lake": str(paths.lake_dir(domain.name)),
-        "catalog": str(paths.lake_catalog(domain.name)),
+        "catalog": paths.catalog_uri(domain.name),
         "pointer": str(lake.pointer_path(domain.name)),
         "table": f"{alias}.main.{port}",
         "version": version,
@@ -155,7 +157,7 @@ def where(domain: Domain, port: str, version: int, files: list[str], served: boo
             "files": f"select * from read_parquet([{listed}]);",
             "time_travel": (
                 "install ducklake; load ducklake; "
-                f"attach 'ducklake:sqlite:{paths.lake_catalog(domain.name)}' as {alias} "
+                f"attach '{paths.catalog_uri(domain.name)}' as {alias} "
                 f"(read_only, data_path '{paths.lake_files(domain.name)}/', "
                 "override_data_path true); "
                 f"select * from {alias}.main.{port} at (version => {version});"

@@ -215,7 +215,7 @@ def contract_document(domain: Domain, port: OutputPort) -> OpenDataContractStand
                 environment=mesh_env(),
                 description="The domain's DuckLake (SQLite catalog + Parquet files); read the "
                 "served version through the domain query's Where (a grant is needed).",
-                database=str(mesh_paths().lake_catalog(domain.name)),
+                database=mesh_paths().catalog_uri(domain.name),
                 schema="main",
             )
         ],
