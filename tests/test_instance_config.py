@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 import yaml
 
+from mesh_domains.platform import instance_config
 from mesh_domains.platform.build import domain_job
 from mesh_domains.platform.cli import INSTANCE_TEMPLATE
 from mesh_domains.platform.recovery import HOST_TAG, PID_TAG, recover_dead_runs, run_tags
@@ -71,3 +72,116 @@ def test_a_killed_run_is_recovered_and_frees_the_lake_slot(instance):
     assert instance.get_run_by_id(live.run_id).tags[HOST_TAG]
     # the writer that was waiting gets the slot now
     assert instance.event_log_storage.claim_concurrency_slot(pool, "other", "s").is_claimed
+
+
+# --- the rendered instance: SQLite by default, PostgreSQL from the environment ---------------
+
+
+def test_default_render_is_the_template_on_sqlite():
+    """Without MESH_INSTANCE_POSTGRES_URL the rendered file is the template itself: no
+    storage section (Dagster's SQLite files in DAGSTER_HOME), runs queued one per domain."""
+    text = instance_config.render({})
+    assert text == INSTANCE_TEMPLATE.read_text()
+    config = yaml.safe_load(text)
+    assert "storage" not in config
+    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert instance_config.domain_run_limits() == [
+        {"key": "mesh/domain", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+    ]
+
+
+def test_postgres_url_selects_postgres_storage_by_variable_never_by_value():
+    """With the variable set, storage is PostgreSQL, named by the variable: the URL (and its
+    password) is not in the file; everything else stays as the template has it."""
+    url = "postgresql+psycopg2://mesh:s3cret-pw@db.example:5432/dagster"
+    text = instance_config.render({instance_config.POSTGRES_URL_VAR: url})
+    assert "s3cret-pw" not in text and "db.example" not in text
+    config = yaml.safe_load(text)
+    assert config["storage"] == {
+        "postgres": {"postgres_url": {"env": instance_config.POSTGRES_URL_VAR}}
+    }
+    assert {k: v for k, v in config.items() if k != "storage"} == instance_config.config({})
+    assert instance_config.url_problem({instance_config.POSTGRES_URL_VAR: url}) is None
+    plain = {instance_config.POSTGRES_URL_VAR: "postgresql://mesh@db/dagster"}
+    assert "postgresql+psycopg2://" in instance_config.url_problem(plain)
+
+
+def test_write_renders_into_the_home_and_keeps_a_hand_made_file(tmp_path):
+    """`mesh instance` writes dagster.yaml, rewrites it when the environment changes the
+    storage, and leaves a dagster.yaml that was not written from the template alone."""
+    var = instance_config.POSTGRES_URL_VAR
+    assert instance_config.write(tmp_path, {})
+    assert not instance_config.write(tmp_path, {})  # unchanged
+    assert instance_config.write(tmp_path, {var: "postgresql+psycopg2://x@h/d"})
+    assert "postgres" in yaml.safe_load((tmp_path / "dagster.yaml").read_text())["storage"]
+    assert instance_config.write(tmp_path, {})  # back to SQLite
+    assert "storage" not in yaml.safe_load((tmp_path / "dagster.yaml").read_text())
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    assert not instance_config.write(own, {var: "postgresql+psycopg2://x@h/d"})
+    assert (own / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
+
+
+def test_mesh_instance_command_writes_postgres_storage(tmp_path, monkeypatch):
+    """The CLI: `mesh instance` with the variable set writes the PostgreSQL storage section."""
+    from typer.testing import CliRunner
+
+    from mesh_domains.platform.cli import app
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(instance_config.POSTGRES_URL_VAR, "postgresql+psycopg2://x@h/d")
+    result = CliRunner().invoke(app, ["instance"])
+    assert result.exit_code == 0, result.output
+    assert "PostgreSQL" in result.output
+    written = yaml.safe_load((tmp_path / "home" / "dagster.yaml").read_text())
+    url = written["storage"]["postgres"]["postgres_url"]
+    assert url == {"env": instance_config.POSTGRES_URL_VAR}
+
+
+def test_the_helm_values_take_the_same_run_limit():
+    """One source: the chart's values carry the template's limit per domain, under the
+    chart's spelling, and no run coordinator limits of their own (Dagster refuses both)."""
+    from mesh_domains.platform import deploy
+
+    values = deploy.helm_values([], "pg")
+    assert values["concurrency"]["runs"]["tagConcurrencyLimits"] == (
+        instance_config.domain_run_limits()
+    )
+    coordinator = values["dagsterDaemon"]["runCoordinator"]
+    assert coordinator == {"enabled": True, "type": "QueuedRunCoordinator"}
+    assert "run_launcher" not in values.get("additionalInstanceConfig", {})
+
+
+def test_dagster_opens_the_rendered_instance_on_a_real_postgres(tmp_path, monkeypatch):
+    """A throwaway PostgreSQL server: the rendered dagster.yaml opens as a DagsterInstance
+    whose run, event-log and schedule storage are PostgreSQL, with the queued coordinator, the
+    per-domain limit and the mesh's launcher; a run written there is read back by a second
+    instance loaded from the same home."""
+    from dagster_postgres import (
+        PostgresEventLogStorage,
+        PostgresRunStorage,
+        PostgresScheduleStorage,
+    )
+    from scale_out_harness import postgres_server
+
+    from mesh_domains.platform.launcher import CodeServerRunLauncher
+
+    with postgres_server() as pg:
+        monkeypatch.setenv(instance_config.POSTGRES_URL_VAR, pg.url("dagster"))
+        home = tmp_path / "home"
+        assert instance_config.write(home)
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            assert isinstance(instance.run_storage, PostgresRunStorage)
+            assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
+            assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
+            assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+            assert isinstance(instance.run_launcher, CodeServerRunLauncher)
+            limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+            assert limits == instance_config.domain_run_limits()
+            run = instance.create_run_for_job(
+                job_def=domain_job("physician_master"), tags={"mesh/domain": "physician_master"}
+            )
+        assert not list(home.glob("*.db")) and not (home / "history").exists()  # no SQLite
+        with dg.DagsterInstance.from_config(str(home)) as again:
+            assert again.get_run_by_id(run.run_id).tags["mesh/domain"] == "physician_master"

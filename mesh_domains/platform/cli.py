@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
+from . import instance_config
 from .kitchens.cli import kitchen_app
 from .scaffold import new_domain_command
 from .settings import default_dagster_home, mesh_paths
@@ -37,16 +38,17 @@ DEFAULT_SCALE = 0.2
 DEFAULT_SEED = 42
 
 
-INSTANCE_TEMPLATE = Path(__file__).parent / "instance" / "dagster.yaml"
+INSTANCE_TEMPLATE = instance_config.TEMPLATE
 
 
 def prepare_instance_home() -> Path:
-    """Create DAGSTER_HOME (default ``.dagster``) with the mesh's instance config if new."""
+    """Create DAGSTER_HOME (default ``.dagster``) with the mesh's instance config, rendered
+    from the template and the environment (:mod:`.instance_config`: SQLite, or PostgreSQL when
+    MESH_INSTANCE_POSTGRES_URL is set)."""
     home = default_dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
-    if not (home / "dagster.yaml").exists():
-        shutil.copy(INSTANCE_TEMPLATE, home / "dagster.yaml")
+    instance_config.write(home)
     return home
 
 
@@ -139,17 +141,53 @@ def _print_metrics(rows) -> None:
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            help="A workspace of gRPC code servers (mesh serve-locations writes one): also say "
+            "whether each domain's code server answers."
+        ),
+    ] = None,
 ) -> None:
     """Print every domain's ports from the Dagster instance, without building."""
     from .descriptor import discover_domains
     from .status import mesh_status
 
     rows = mesh_status(_instance(), discover_domains())
+    servers = None
+    if workspace is not None:
+        from .serve import location_states
+
+        if not workspace.exists():
+            raise typer.BadParameter(f"no workspace file {workspace}")
+        servers = location_states(workspace)
     if as_json:
-        print(json.dumps([r.as_dict() for r in rows], indent=2, default=str))
+        out = [r.as_dict() for r in rows]
+        if servers is not None:
+            for row in out:
+                state = servers.get(row["domain"])
+                row["code_location"] = (
+                    None if state is None else "serving" if state.serving else "unreachable"
+                )
+        print(json.dumps(out, indent=2, default=str))
         return
     console.print(_status_table(rows, "mesh status"))
     _print_metrics(rows)
+    if servers is not None:
+        _print_code_servers(servers)
+
+
+def _print_code_servers(servers) -> None:
+    """One line per code location of the workspace: serving, or unreachable and why."""
+    for name, state in servers.items():
+        if state.serving:
+            console.print(f"[green]●[/] {name}: code server {state.host}:{state.port} serving")
+        else:
+            console.print(
+                f"[red]✘ {name}: code location unreachable[/] (code server "
+                f"{state.host}:{state.port}: {state.error}) — its sensors and runs wait",
+                soft_wrap=True,
+            )
 
 
 @app.command()
@@ -395,8 +433,52 @@ def quarantine() -> None:
 
 @app.command()
 def instance() -> None:
-    """Create the Dagster home (if new) that `mesh build` and `dagster dev` share."""
-    console.print(f"DAGSTER_HOME={prepare_instance_home()}")
+    """Write the Dagster home that `mesh build`, `dagster dev` and the code servers share:
+    dagster.yaml from the template; PostgreSQL storage when MESH_INSTANCE_POSTGRES_URL is set."""
+    home = prepare_instance_home()
+    written = yaml.safe_load((home / "dagster.yaml").read_text()) or {}
+    storage = (
+        f"PostgreSQL (the URL in ${instance_config.POSTGRES_URL_VAR})"
+        if "postgres" in (written.get("storage") or {})
+        else "SQLite files in DAGSTER_HOME"
+    )
+    console.print(f"DAGSTER_HOME={home}")
+    console.print(f"storage: {storage}; runs queued, one per domain at a time", soft_wrap=True)
+    problem = instance_config.url_problem()
+    if problem:
+        console.print(f"[yellow]warning:[/] {problem}", soft_wrap=True)
+
+
+@app.command("serve-locations")
+def serve_locations_command(
+    host: Annotated[str, typer.Option(help="Interface the code servers listen on.")] = "127.0.0.1",
+    base_port: Annotated[
+        int, typer.Option(help="The first domain's port; the others follow workspace.yaml.")
+    ] = 4266,
+    only: Annotated[
+        list[str] | None, typer.Option(help="Serve only this domain (repeatable).")
+    ] = None,
+    workspace_out: Annotated[
+        Path | None,
+        typer.Option(help="Workspace file to write (default: <data>/code_servers/workspace.yaml)."),
+    ] = None,
+) -> None:
+    """One gRPC code server per domain, in the foreground until Ctrl-C; writes the workspace
+    file for `dagster-webserver -w` and `dagster-daemon run -w`."""
+    from .serve import serve_locations
+
+    prepare_instance_home()
+    try:
+        code = serve_locations(
+            host,
+            base_port,
+            only,
+            workspace_out,
+            say=lambda line: console.print(line, soft_wrap=True),
+        )
+    except (KeyError, OSError) as exc:
+        raise typer.BadParameter(str(exc.args[0] if exc.args else exc)) from exc
+    raise typer.Exit(code)
 
 
 @app.command()

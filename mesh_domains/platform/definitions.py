@@ -25,6 +25,7 @@ from pathlib import Path
 import dagster as dg
 
 from .descriptor import Domain, OutputPort, discover_domains, load_domain, load_landing
+from .instance_config import DOMAIN_TAG
 from .jobs import domain_jobs
 from .lake import lake_alias
 from .partitions import Cadence, partitions_def
@@ -309,7 +310,7 @@ def domain_definitions(
             if len(jobs) == 1
             else f"Build and publish {', '.join(k.path[-1] for a in steps for k in a.keys)} "
             f"of {domain.name} (a job has one partitioning).",
-            tags={"mesh/domain": domain.name},
+            tags={DOMAIN_TAG: domain.name},
         )
         for name, steps in jobs.items()
     ]
@@ -322,6 +323,7 @@ def domain_definitions(
                 target=selection,
                 default_status=dg.DefaultSensorStatus.RUNNING,
                 minimum_interval_seconds=AUTOMATION_INTERVAL_S,
+                run_tags={DOMAIN_TAG: domain.name},  # one queued run per domain at a time
                 description=f"Propagates changes between {domain.name}'s own ports (any "
                 "partition), once their upstream contracts pass.",
             ),

@@ -5,9 +5,9 @@
 - ``values.yaml`` for the chart ``dagster/dagster`` (the chart version is the locked dagster's):
   one user-code deployment per domain, serving its code location the way ``workspace.yaml``
   loads it; its credentials only as references to the domain's own Kubernetes secret; the
-  instance on PostgreSQL, runs in Kubernetes jobs, one queued run per domain at a time, and
-  the settings of the mesh's instance (``instance/dagster.yaml``: the writer pool per domain
-  lake, run monitoring and retries) carried over;
+  instance on PostgreSQL, runs in Kubernetes jobs, and the settings of the mesh's instance
+  (``instance/dagster.yaml``: the writer pool per domain lake, one queued run per domain at a
+  time, run monitoring and retries) carried over;
 - ``workspace.yaml``: the same code locations as gRPC servers (host = the deployment's service);
 - ``Dockerfile``: the project's image, copied from ``deploy/Dockerfile`` (installs ``uv.lock``).
 
@@ -20,6 +20,7 @@ import copy
 import re
 import shutil
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -27,17 +28,18 @@ from typing import Any
 
 import yaml
 
+from . import instance_config
 from .descriptor import Domain, discover_domains, read_yaml
 from .query.security import token_variable
 from .settings import PROJECT_ROOT
 
 WORKSPACE = PROJECT_ROOT / "workspace.yaml"
-INSTANCE_CONFIG = Path(__file__).parent / "instance" / "dagster.yaml"
+INSTANCE_CONFIG = instance_config.TEMPLATE
 TEMPLATES = PROJECT_ROOT / "deploy"
 CHART = "dagster/dagster"
 RELEASE = "mesh"
 BASE_PORT = 3030  # the first domain's gRPC port; also what the image exposes
-DOMAIN_TAG = "mesh/domain"  # every run of a domain's jobs carries it
+DOMAIN_TAG = instance_config.DOMAIN_TAG  # every run of a domain's jobs carries it
 DATA_DIR = "/var/lib/mesh"  # MESH_DATA_DIR in the pods: the shared volume of the lakes
 DATA_CLAIM = "mesh-data"  # its PersistentVolumeClaim (ReadWriteMany: consumers read producers)
 POSTGRES_SECRET = "mesh-postgresql"  # key postgresql-password, as the chart expects
@@ -61,14 +63,17 @@ RESOURCES = {
         "limits": {"cpu": "2", "memory": "4Gi"},
     },
 }
-# where the chart takes the mesh instance's settings; any other key goes verbatim into
-# ``additionalInstanceConfig``
+# where the chart takes the mesh instance's settings (the run limit per domain is in
+# ``concurrency.runs``); any other key goes verbatim into ``additionalInstanceConfig``
 INSTANCE_IN_CHART = {
     "run_monitoring": ("dagsterDaemon", "runMonitoring"),
     "run_retries": ("dagsterDaemon", "runRetries"),
     "concurrency": ("concurrency",),
     "telemetry": ("telemetry",),
 }
+# what the chart sets itself: its run launcher (Kubernetes jobs), its queued run coordinator,
+# its PostgreSQL storage
+CHART_OWNS = {"run_launcher", "run_coordinator", "storage"}
 
 
 class DeployError(ValueError):
@@ -197,6 +202,8 @@ def instance_values(config: dict) -> dict:
     """The mesh instance's settings where the chart takes them."""
     values: dict[str, Any] = {}
     for key, setting in config.items():
+        if key in CHART_OWNS:
+            continue
         if key not in INSTANCE_IN_CHART:
             values.setdefault("additionalInstanceConfig", {})[key] = setting
             continue
@@ -222,6 +229,9 @@ def helm_values(deployments: list[dict], postgres_host: str) -> dict:
             "postgresqlHost": postgres_host,
             "postgresqlUsername": "dagster",
             "postgresqlDatabase": "dagster",
+            # dagster-postgres installs psycopg2; SQLAlchemy 2.1 would take psycopg 3 for plain
+            # postgresql://
+            "postgresqlScheme": "postgresql+psycopg2",
             "service": {"port": 5432},
         },
         "dagsterWebserver": {
@@ -245,18 +255,8 @@ def helm_values(deployments: list[dict], postgres_host: str) -> dict:
         },
         "dagsterDaemon": {
             "enabled": True,
-            "runCoordinator": {
-                "enabled": True,
-                "type": "QueuedRunCoordinator",
-                "config": {
-                    "queuedRunCoordinator": {
-                        "tagConcurrencyLimits": [
-                            {"key": DOMAIN_TAG, "value": d["labels"][DOMAIN_TAG], "limit": 1}
-                            for d in deployments
-                        ]
-                    }
-                },
-            },
+            # queued; its limits are the instance's (``concurrency.runs``: one run per domain)
+            "runCoordinator": {"enabled": True, "type": "QueuedRunCoordinator"},
             **daemon,
         },
         **instance,
@@ -272,10 +272,15 @@ def workspace_servers(deployments: list[dict]) -> list[dict]:
 
 def workspace(deployments: list[dict]) -> dict:
     """``workspace.yaml`` of the scaled-out mesh: one gRPC server per domain."""
+    return grpc_workspace((s["name"], s["host"], s["port"]) for s in workspace_servers(deployments))
+
+
+def grpc_workspace(servers: Iterable[tuple[str, str, int]]) -> dict:
+    """A workspace of gRPC code servers, each ``(location name, host, port)``."""
     return {
         "load_from": [
-            {"grpc_server": {"host": s["host"], "port": s["port"], "location_name": s["name"]}}
-            for s in workspace_servers(deployments)
+            {"grpc_server": {"host": host, "port": port, "location_name": name}}
+            for name, host, port in servers
         ]
     }
 

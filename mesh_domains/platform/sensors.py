@@ -29,6 +29,7 @@ import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from .descriptor import Domain, OutputPort, SourcePort, discover_domains
+from .instance_config import DOMAIN_TAG  # the instance queues one run per domain at a time
 from .jobs import job_name, port_jobs
 from .partitions import Cadence, key_for_folder, map_keys, partitions_def
 from .sources import (
@@ -238,6 +239,7 @@ def _arrival_requests(graph: DomainGraph, changed: list[tuple]) -> list[dg.RunRe
                 job_name=graph.job_name(fed),
                 asset_selection=graph.with_steps(fed),
                 tags={
+                    DOMAIN_TAG: graph.domain.name,
                     "mesh/trigger": "arrival",
                     "mesh/deliveries": ",".join(f"{s}/{p}" for s, p, _, _ in changed)[:1000],
                 },
@@ -257,7 +259,7 @@ def _arrival_requests(graph: DomainGraph, changed: list[tuple]) -> list[dg.RunRe
                     job_name=graph.job_name([name]),
                     partition_key=key,
                     asset_selection=graph.with_steps([name]),
-                    tags={"mesh/trigger": "arrival"},
+                    tags={DOMAIN_TAG: graph.domain.name, "mesh/trigger": "arrival"},
                 )
             )
     return requests
@@ -323,6 +325,7 @@ def _linkage_requests(graph: DomainGraph, run_id: str, run: dict) -> list[dg.Run
     """One run per upstream publish; per job when the domain has several (one partitioning
     each): the partitions the publish changed, and the unpartitioned ports with the main job."""
     tags = {
+        DOMAIN_TAG: graph.domain.name,
         "mesh/trigger": "process linkage",
         "mesh/upstream_domain": run["domain"],
         "mesh/upstream_run": run_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import os
 import re
 import socket
@@ -93,6 +94,8 @@ CHART_KEYS = {
     "dagsterDaemon.runRetries": {"enabled", "maxRetries", "retryOnAssetOrOpFailure"},
     "concurrency": {"enabled", "pools", "runs"},
     "concurrency.pools": {"defaultLimit", "granularity", "opGranularityRunBuffer"},
+    "concurrency.runs": {"maxConcurrentRuns", "tagConcurrencyLimits"},
+    "concurrency.runs.tagConcurrencyLimits": {"key", "value", "limit"},
     "telemetry": {"enabled"},
 }  # fmt: skip
 
@@ -199,18 +202,25 @@ def test_workspace_grpc_servers_match_the_deployments(rendered):
 
 
 def test_runs_queue_one_per_domain_under_the_tag_their_jobs_carry(rendered):
-    """The run coordinator admits one run per domain at a time, keyed by the tag every domain
-    job sets; the instance keeps the mesh's writer pool per domain lake."""
+    """The run coordinator is queued and admits one run per domain at a time, keyed by the tag
+    every domain job sets (the instance template's limit, per unique value of the tag); the
+    instance keeps the mesh's writer pool per domain lake."""
     _, values, _ = rendered
     coordinator = values["dagsterDaemon"]["runCoordinator"]
     assert coordinator["type"] == "QueuedRunCoordinator"
-    limits = coordinator["config"]["queuedRunCoordinator"]["tagConcurrencyLimits"]
-    assert sorted(limit["value"] for limit in limits) == sorted(discover_domains())
-    assert {(limit["key"], limit["limit"]) for limit in limits} == {(deploy.DOMAIN_TAG, 1)}
+    assert "config" not in coordinator  # Dagster refuses limits both here and under concurrency
     assert values["concurrency"] == {
         "enabled": True,
         "pools": {"granularity": "op", "defaultLimit": 1},
+        "runs": {
+            "tagConcurrencyLimits": [
+                {"key": deploy.DOMAIN_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+            ]
+        },
     }
+    assert "additionalInstanceConfig" not in values or not (
+        {"run_launcher", "run_coordinator", "storage"} & set(values["additionalInstanceConfig"])
+    )  # the chart's own launcher (Kubernetes jobs), coordinator and PostgreSQL storage
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     name = _python_domain()
     defs = importlib.import_module(WORKSPACE_ENTRIES[name]["module_name"]).defs
@@ -225,6 +235,10 @@ def test_values_use_the_official_chart_keys(rendered):
     assert not unknown, unknown
     assert values["postgresql"]["enabled"] is False
     assert values["postgresql"]["postgresqlHost"]
+    # the driver the lock installs (SQLAlchemy 2.1 reads plain postgresql:// with psycopg 3)
+    assert values["postgresql"]["postgresqlScheme"] == "postgresql+psycopg2"
+    scheme = values["postgresql"]["postgresqlScheme"].partition("+")[2]
+    assert importlib.util.find_spec(scheme) is not None
 
 
 def _unknown_keys(value, path: str):
