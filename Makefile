@@ -8,7 +8,7 @@ UV         := $(TOOLS)/bin/uv
 RUN        := $(UV) run --frozen
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: install browser demo build status test lint format ui validate clean
+.PHONY: install browser postgres demo build status test lint format ui validate clean
 
 # uv itself is bootstrapped into .tools/ with the machine's python3: nothing to install by hand
 $(UV):
@@ -26,6 +26,13 @@ browser:
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
+# the PostgreSQL server binaries the scale-out tests start (a throwaway server in a temporary
+# folder each time): Debian's postgresql package, installed only when none is found
+postgres:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
+
 demo: install
 	$(RUN) mesh demo
 
@@ -36,7 +43,7 @@ status: install
 	$(RUN) mesh status
 
 # test modules run on two workers, a module's tests on one (they share its module-scoped mesh)
-test: install lint browser
+test: install lint browser postgres
 	$(RUN) pytest -n 2 --dist loadfile
 
 lint: install
