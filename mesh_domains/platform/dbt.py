@@ -47,7 +47,7 @@ from .ports import (
     staging_connection,
     user_errors,
 )
-from .settings import PROJECT_ROOT, mesh_paths
+from .settings import PROJECT_ROOT, lake_data_url, mesh_paths, object_storage_settings
 from .versioning import folder_hash
 
 DBT_PROJECTS = PROJECT_ROOT / "dbt_projects"
@@ -76,6 +76,14 @@ def write_profile(domain: Domain, profiles_dir: Path) -> Path:
         "path": "{{ env_var('" + STAGING_VAR + "') }}",
         "threads": 1,
     }
+    if lake_data_url():  # inputs are views over files on object storage: dbt reads them too
+        secret = {
+            k: str(v).lower() if isinstance(v, bool) else v
+            for k, v in object_storage_settings().items()
+        }
+        for key, var in (("key_id", "AWS_ACCESS_KEY_ID"), ("secret", "AWS_SECRET_ACCESS_KEY")):
+            secret[key] = "{{ env_var('" + var + "') }}"  # never written into the file
+        output["secrets"] = [{"type": "s3", **secret}]
     profiles_dir.mkdir(parents=True, exist_ok=True)
     profile = {profile_name(domain): {"target": "mesh", "outputs": {"mesh": output}}}
     path = profiles_dir / "profiles.yml"

@@ -30,9 +30,15 @@ import duckdb_extensions
 from .descriptor import Domain, PortRef
 from .errors import MeshError, MissingInputError
 from .faults import crash_point
-from .settings import MeshPaths, lake_catalog_url, mesh_paths
+from .settings import (
+    MeshPaths,
+    lake_catalog_url,
+    lake_data_url,
+    mesh_paths,
+    object_storage_settings,
+)
 
-EXTENSIONS = ("ducklake", "sqlite_scanner", "postgres_scanner")
+EXTENSIONS = ("ducklake", "sqlite_scanner", "postgres_scanner", "httpfs")
 POINTER_DATA_PATH = "files"  # a pointer's files are relative to this folder beside it
 LOCK_RETRY_SECONDS = 120.0  # a loaded machine holds catalog locks longer
 _TRANSIENT = ("database is locked", "database table is locked")
@@ -44,8 +50,8 @@ class PortAccessError(MeshError, PermissionError):
 
 
 def ensure_extensions() -> None:
-    """Install DuckLake, SQLite and PostgreSQL from their PyPI wheels into DuckDB's extension
-    directory.
+    """Install DuckLake, SQLite, PostgreSQL and httpfs from their PyPI wheels into DuckDB's
+    extension directory.
 
     The wheels carry the extension binaries for this exact duckdb version, so nothing is
     downloaded; dbt-duckdb's ``LOAD`` then finds them too.
@@ -64,13 +70,30 @@ def ensure_extensions() -> None:
 
 def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     """A DuckDB connection; the lake extensions load on first attach (reading a served port
-    needs none of them, which keeps a reader's connection cheap)."""
-    return duckdb.connect(database)
+    needs none of them, which keeps a reader's connection cheap). With the lakes' files on
+    object storage, the connection reads and writes there with this process's credentials."""
+    con = duckdb.connect(database)
+    if lake_data_url():
+        ensure_extensions()
+        con.load_extension("httpfs")
+        settings = object_storage_settings()
+        con.execute(
+            "create or replace temporary secret mesh_lakes ("
+            + ", ".join(["type s3", *(f"{k} {_sql_value(v)}" for k, v in settings.items())])
+            + ")"
+        )
+    return con
+
+
+def _sql_value(value: str | bool) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "'" + value.replace("'", "''") + "'"
 
 
 def load_extensions(con: duckdb.DuckDBPyConnection) -> None:
     ensure_extensions()
-    for name in EXTENSIONS[:2] + (EXTENSIONS[2:] if lake_catalog_url() else ()):
+    for name in EXTENSIONS[:2] + (EXTENSIONS[2:3] if lake_catalog_url() else ()):
         con.load_extension(name)
 
 
@@ -101,7 +124,7 @@ def lake_attach_sql(domain: str, read_only: bool, paths: MeshPaths | None = None
     reached through (``OVERRIDE_DATA_PATH``): the catalog records file locations relative to
     the data path, so a lake moved or mounted elsewhere stays readable."""
     paths = paths or mesh_paths()
-    options = [f"DATA_PATH '{paths.lake_files(domain)}/'", "OVERRIDE_DATA_PATH true"]
+    options = [f"DATA_PATH '{paths.lake_data_path(domain)}/'", "OVERRIDE_DATA_PATH true"]
     options = ["READ_ONLY", *options] if read_only else [*options, "DATA_INLINING_ROW_LIMIT 0"]
     if schema := paths.catalog_schema(domain):
         options.append(f"METADATA_SCHEMA '{schema}'")
@@ -114,7 +137,9 @@ def lake_attach_sql(domain: str, read_only: bool, paths: MeshPaths | None = None
 def attach_own_lake(con: duckdb.DuckDBPyConnection, domain: str) -> str:
     """Attach the domain's lake read-write (creating it on first use); returns the alias."""
     paths = mesh_paths()
-    paths.lake_files(domain).mkdir(parents=True, exist_ok=True)
+    (paths.lake_dir(domain) if lake_data_url() else paths.lake_files(domain)).mkdir(
+        parents=True, exist_ok=True
+    )
     load_extensions(con)
     retrying(lambda: con.execute(lake_attach_sql(domain, read_only=False, paths=paths)))
     return lake_alias(domain)
@@ -176,7 +201,7 @@ def write_pointer(con: duckdb.DuckDBPyConnection, domain: str, version: int, por
     alias = lake_alias(domain)
     path = pointer_path(domain)
     pointer = json.loads(path.read_text()) if path.exists() else {"ports": {}}
-    data_path = f"{mesh_paths().lake_files(domain)}/"
+    data_path = f"{mesh_paths().lake_data_path(domain)}/"
     extra = retrying(
         lambda: con.execute(
             f"select commit_extra_info from {alias}.snapshots() where snapshot_id = ?", [version]
@@ -198,7 +223,7 @@ def write_pointer(con: duckdb.DuckDBPyConnection, domain: str, version: int, por
             "files": [f.removeprefix(data_path) for f, _ in files],
             "lineage": lineage,
         }
-    pointer["data_path"] = POINTER_DATA_PATH
+    pointer["data_path"] = data_path if lake_data_url() else POINTER_DATA_PATH
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_text(json.dumps(pointer, indent=1))
     os.replace(tmp, path)
@@ -238,11 +263,15 @@ def read_pointer(path: Path) -> dict[str, Served]:
     (relative to the pointer's folder: moving a data root keeps every served version
     readable; pointers written before data paths were recorded name absolute files)."""
     pointer = json.loads(path.read_text())
-    base = path.parent / pointer.get("data_path", "")
+    data_path = pointer.get("data_path", "")
+    if "://" in data_path:  # object storage
+        base = data_path.rstrip("/") + "/"
+    else:
+        base = f"{path.parent / data_path}{os.sep}"
     return {
         name: Served(
             entry["version"],
-            [f if os.path.isabs(f) or "://" in f else str(base / f) for f in entry["files"]],
+            [f if os.path.isabs(f) or "://" in f else base + f for f in entry["files"]],
             entry.get("lineage", {}),
         )
         for name, entry in pointer["ports"].items()
@@ -253,8 +282,9 @@ def pin_pointer(pointer: Path, target: Path) -> None:
     """Copy ``pointer`` to ``target`` (a kitchen pins production's served versions), its data
     path made relative to the copy's folder so the copy still names the original files."""
     data = json.loads(pointer.read_text())
-    data_path = (pointer.parent / data.get("data_path", "")).resolve()
-    data["data_path"] = os.path.relpath(data_path, target.parent.resolve())
+    if "://" not in data.get("data_path", ""):  # object storage URLs name their files already
+        data_path = (pointer.parent / data.get("data_path", "")).resolve()
+        data["data_path"] = os.path.relpath(data_path, target.parent.resolve())
     target.write_text(json.dumps(data, indent=1))
 
 

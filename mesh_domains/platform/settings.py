@@ -22,6 +22,14 @@ and production differ only in their environment:
   (``postgresql://user@host:5432/mesh_lakes``) puts every lake's catalog in that database, one
   schema per domain (and per canary or kitchen namespace), for writers on several machines.
 
+- ``MESH_LAKE_DATA_URL``: where the lakes' Parquet files live. Unset, under the data root;
+  an S3 URL (``s3://bucket/prefix``) puts them on S3-compatible object storage, each lake under
+  ``<url>/lake/<domain>/files``, read and written through DuckDB's ``httpfs`` with the
+  credentials of the process's environment (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``:
+  each domain's code server has its own) and ``MESH_S3_ENDPOINT`` / ``MESH_S3_URL_STYLE`` /
+  ``MESH_S3_USE_SSL`` for a server other than AWS's. Pointers and staging stay under the data
+  root.
+
 The Dagster instance lives in ``DAGSTER_HOME`` (``<project>/.dagster`` when unset, set by the
 ``mesh`` CLI and the Makefile).
 """
@@ -29,6 +37,7 @@ The Dagster instance lives in ``DAGSTER_HOME`` (``<project>/.dagster`` when unse
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -38,6 +47,7 @@ CANARY = "canary"
 KITCHEN_VAR = "MESH_KITCHEN"
 KITCHEN = "kitchen"
 LAKE_CATALOG_VAR = "MESH_LAKE_CATALOG"
+LAKE_DATA_VAR = "MESH_LAKE_DATA_URL"
 
 
 @dataclass(frozen=True)
@@ -91,10 +101,18 @@ class MeshPaths:
             return f"{domain}__{self.namespace}_{self.data.name}".lower()
         return f"{domain}__{self.namespace}" if self.namespace else domain
 
+    def lake_data_path(self, domain: str) -> str:
+        """Where the lake's Parquet files live: its ``files`` folder, or the same path under
+        the object storage URL ``MESH_LAKE_DATA_URL`` names."""
+        url = lake_data_url()
+        if not url:
+            return str(self.lake_files(domain))
+        return f"{url}/{self.lake_files(domain).relative_to(self.upstream or self.data).as_posix()}"
+
     def lake_exists(self, domain: str) -> bool:
         """Whether ``domain`` has a lake here (its first build creates it)."""
         if lake_catalog_url():
-            return self.lake_files(domain).exists()
+            return self.lake_dir(domain).exists()
         return self.lake_catalog(domain).exists()
 
     def lake_files(self, domain: str) -> Path:
@@ -122,14 +140,42 @@ def mesh_paths() -> MeshPaths:
 
 
 def lake_catalog_url() -> str | None:
-    """The PostgreSQL database holding the lakes' catalogs (``MESH_LAKE_CATALOG``), if any."""
-    url = os.environ.get(LAKE_CATALOG_VAR, "").strip()
+    """The PostgreSQL database holding the lakes' catalogs (``MESH_LAKE_CATALOG``), if any; a
+    SQLAlchemy URL naming a driver (``postgresql+psycopg2://``, as the instance's) works too."""
+    url = re.sub(
+        r"^postgresql\+\w+://", "postgresql://", os.environ.get(LAKE_CATALOG_VAR, "").strip()
+    )
     if url and not url.startswith(("postgres://", "postgresql://")):
         raise ValueError(
             f"{LAKE_CATALOG_VAR}={url!r}: expected a PostgreSQL URL "
             "(postgresql://user@host:5432/database), or unset for SQLite catalogs"
         )
     return url or None
+
+
+def lake_data_url() -> str | None:
+    """The object storage URL the lakes' files live under (``MESH_LAKE_DATA_URL``), if any."""
+    url = os.environ.get(LAKE_DATA_VAR, "").strip().rstrip("/")
+    if url and not url.startswith("s3://"):
+        raise ValueError(
+            f"{LAKE_DATA_VAR}={url!r}: expected an S3 URL (s3://bucket/prefix), or unset for "
+            "files under the data root"
+        )
+    return url or None
+
+
+def object_storage_settings() -> dict[str, str | bool]:
+    """The S3 settings of this process (a DuckDB secret's parameters), from the environment."""
+    settings: dict[str, str | bool] = {
+        "key_id": os.environ.get("AWS_ACCESS_KEY_ID", ""),
+        "secret": os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+        "region": os.environ.get("AWS_REGION", "us-east-1"),
+        "url_style": os.environ.get("MESH_S3_URL_STYLE", "vhost"),
+        "use_ssl": os.environ.get("MESH_S3_USE_SSL", "true").lower() not in ("0", "false", "no"),
+    }
+    if endpoint := os.environ.get("MESH_S3_ENDPOINT"):
+        settings["endpoint"] = endpoint
+    return settings
 
 
 def mesh_env() -> str:

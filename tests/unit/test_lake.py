@@ -1,15 +1,31 @@
-"""DuckLake storage: atomic publish, immutable versions, read-only grants."""
+"""DuckLake storage: atomic publish, immutable versions, read-only grants — with the lakes'
+catalogs in SQLite files (the embedded default) and in a real PostgreSQL database."""
+
+import itertools
 
 import duckdb
 import pytest
+from scale_out_harness import postgres_server
 
 from mesh_domains.platform import lake
 from mesh_domains.platform.descriptor import discover_domains
 
+_databases = itertools.count()
 
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch):
+
+@pytest.fixture(scope="module")
+def postgres():
+    with postgres_server(database=None) as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def data_dir(request, tmp_path, monkeypatch):
     monkeypatch.setenv("MESH_DATA_DIR", str(tmp_path))
+    if request.param == "postgres":  # a database of its own per test
+        server = request.getfixturevalue("postgres")
+        url = server.create_database(f"lakes_{next(_databases)}")
+        monkeypatch.setenv("MESH_LAKE_CATALOG", url)
     return tmp_path
 
 
@@ -67,3 +83,21 @@ def test_ungranted_domain_is_refused_and_granted_domain_reads_read_only(data_dir
     assert con.execute(f"select count(*) from {alias}.main.physicians").fetchone()[0] == 4
     with pytest.raises(duckdb.Error, match="(?i)read.only"):
         con.execute(f"insert into {alias}.main.physicians values (99)")
+
+
+def test_the_catalog_lives_where_configured_and_the_served_version_reads(data_dir, request):
+    """SQLite file beside the data, or the domain's schema in PostgreSQL (no file); either
+    way the pointer serves the newest version to a granted reader."""
+    v1, v2 = _publish(2), _publish(6)
+    paths = lake.mesh_paths()
+    on_postgres = request.node.callspec.params["data_dir"] == "postgres"
+    assert paths.lake_catalog("physician_master").exists() is not on_postgres
+    assert paths.catalog_uri("physician_master").startswith(
+        "ducklake:postgres:" if on_postgres else "ducklake:sqlite:"
+    )
+    con = lake.connect()
+    producer = discover_domains()["physician_master"]
+    view, version = lake.open_port(con, "physician_dw", producer, "physicians")
+    assert version == v2 and con.execute(f"select count(*) from {view}").fetchone()[0] == 6
+    view, version = lake.open_port(con, "physician_dw", producer, "physicians", v1, view="old")
+    assert version == v1 and con.execute("select count(*) from old").fetchone()[0] == 2
