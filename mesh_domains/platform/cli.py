@@ -467,7 +467,9 @@ def serve_locations_command(
     file for `dagster-webserver -w` and `dagster-daemon run -w`."""
     from .serve import serve_locations
 
-    prepare_instance_home()
+    # open the instance once: its storage (tables on a fresh PostgreSQL database) is created
+    # here, not by seven servers racing each other
+    _instance().dispose()
     try:
         code = serve_locations(
             host,

@@ -16,6 +16,11 @@ inside a domain, is declarative automation: see :func:`.definitions.port_automat
   the upstream publish changed mapped onto its own partitioned ports, the upstream run's
   variation and parameters on the run's tags and config.
 
+Both wait while an input port of another domain has never been published (say its producer's
+code server is down before its first build): a run started then could only fail. The arrival
+sensor leaves the deliveries unseen meanwhile, the linkage sensor leaves the publishes it has
+not handled; both pick them up once every input is there.
+
 Both run in the domain's own code location, default RUNNING, every few seconds.
 """
 
@@ -150,6 +155,20 @@ def partitions_to_build(graph: DomainGraph, changed: dict[str, list[str]]) -> di
     return out
 
 
+def unpublished_inputs(instance: dg.DagsterInstance, domain: Domain) -> list[str]:
+    """The domain's input ports of other domains that have never been published."""
+    return [
+        ref.ref
+        for ref in domain.input_ports
+        if ref.domain != domain.name
+        and instance.get_latest_materialization_event(dg.AssetKey(ref.key)) is None
+    ]
+
+
+def _waiting(missing: list[str]) -> str:
+    return f"waiting for input port(s) never published yet: {', '.join(missing)}"
+
+
 def _built(instance: dg.DagsterInstance, domain: Domain) -> bool:
     return any(
         instance.get_latest_materialization_event(dg.AssetKey(p.key)) is not None
@@ -185,7 +204,11 @@ def arrival_sensor(graph: DomainGraph, jobs: Sequence | None = None) -> dg.Senso
         "they feed.",
     )
     def _arrivals(context: dg.SensorEvaluationContext):
+        missing = unpublished_inputs(context.instance, domain)
+        if missing:  # the deliveries stay unseen: a run now could only fail
+            return dg.SkipReason(_waiting(missing))
         first_tick = not context.cursor
+        built = _built(context.instance, domain)
         seen = json.loads(context.cursor) if context.cursor else {}
         events, changed = [], []
         for source in sources:
@@ -193,7 +216,7 @@ def arrival_sensor(graph: DomainGraph, jobs: Sequence | None = None) -> dg.Senso
                 ident = f"{source.name}/{delivery.partition}"
                 stat = stat_key(delivery.path)
                 old = seen.get(ident)
-                if first_tick and _built(context.instance, domain):
+                if first_tick and built:
                     # the landing zone as found is what the mesh was built from: the baseline
                     seen[ident] = [
                         stat,
@@ -217,16 +240,55 @@ def arrival_sensor(graph: DomainGraph, jobs: Sequence | None = None) -> dg.Senso
                     )
                 )
                 changed.append((source.name, delivery.partition, key, sha))
-        requests = _arrival_requests(graph, changed)
+        requests = _arrival_requests(graph, changed, first_build=first_tick and not built)
         context.log.info(f"{len(changed)} new or replaced deliveries; {len(requests)} run(s)")
         return dg.SensorResult(run_requests=requests, asset_events=events, cursor=json.dumps(seen))
 
     return _arrivals
 
 
-def _arrival_requests(graph: DomainGraph, changed: list[tuple]) -> list[dg.RunRequest]:
+def first_build_targets(graph: DomainGraph) -> dict[str, list[str]]:
+    """For each partitioned port, the partitions a first build of the domain covers: those
+    ``mesh build`` builds from the same landing zone and inputs (:func:`.build.partition_keys`,
+    per job: the periods of the sources and input ports feeding it)."""
+    from .build import partition_keys
+
+    out: dict[str, list[str]] = {}
+    for names in graph.jobs_of(graph.partitioned()).values():
+        for cadence in {graph.port(n).partition.cadence for n in names}:
+            same = [n for n in names if graph.port(n).partition.cadence == cadence]
+            feeds = {dep for n in same for dep in graph.deps[n]}
+            keys = partition_keys(graph.domain, None, cadence, feeds)
+            out.update({n: keys for n in same if keys})
+    return out
+
+
+def _in_build_order(graph: DomainGraph, jobs: dict[str, list[str]]) -> list[tuple[str, list]]:
+    """Jobs ordered so that a job comes after those whose ports its ports read (a run queue
+    serves a domain's runs in order)."""
+    own = {f"{graph.domain.name}/{n}": job for n, job in graph.job_of.items()}
+    needs = {
+        job: {
+            own[d] for n in graph.steps if graph.job_of[n] == job for d in graph.deps[n] if d in own
+        }
+        - {job}
+        for job in jobs
+    }
+    ordered: list[str] = []
+    while len(ordered) < len(jobs):
+        ready = [
+            j for j in jobs if j not in ordered and not (needs[j] & (set(jobs) - set(ordered)))
+        ]
+        ordered += ready or [j for j in jobs if j not in ordered]  # a cycle: keep the given order
+    return [(job, jobs[job]) for job in ordered]
+
+
+def _arrival_requests(
+    graph: DomainGraph, changed: list[tuple], first_build: bool = False
+) -> list[dg.RunRequest]:
     """One run of the unpartitioned ports the changed sources feed, and one run per partition
-    of the partitioned ports they feed."""
+    of the partitioned ports they feed; a domain's first build takes one run per job over the
+    range of its partitions instead (as ``mesh build`` does)."""
     if not changed:
         return []
     requests = []
@@ -249,10 +311,27 @@ def _arrival_requests(graph: DomainGraph, changed: list[tuple]) -> list[dg.RunRe
     for s, _, key, _ in changed:
         if key is not None:
             by_key.setdefault(f"landing/{s}", []).append(key)
+    shas = [c[3] for c in changed if c[2] is not None]
+    if first_build:
+        targets = first_build_targets(graph)
+        for job, names in _in_build_order(graph, graph.jobs_of(targets)):
+            keys = sorted({k for n in names for k in targets[n]})
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"arrival:{job}:first:{_digest(shas)}",
+                    job_name=graph.job_name(names),
+                    asset_selection=graph.with_steps(names),
+                    tags={
+                        DOMAIN_TAG: graph.domain.name,
+                        "mesh/trigger": "arrival",
+                        **_range_tags(keys),
+                    },
+                )
+            )
+        return requests[1:] + requests[:1] if fed else requests  # the unpartitioned last
     targets = partitions_to_build(graph, by_key)
     for name, keys in targets.items():
         for key in keys:
-            shas = [c[3] for c in changed if c[2] is not None]
             requests.append(
                 dg.RunRequest(
                     run_key=f"arrival:{name}:{key}:{_digest(shas)}",
@@ -263,6 +342,15 @@ def _arrival_requests(graph: DomainGraph, changed: list[tuple]) -> list[dg.RunRe
                 )
             )
     return requests
+
+
+def _range_tags(keys: list[str]) -> dict[str, str]:
+    """Tags of one run over the partitions ``keys`` (sorted): first to last."""
+    return {
+        "dagster/asset_partition_range_start": keys[0],
+        "dagster/asset_partition_range_end": keys[-1],
+        "mesh/partitions": ",".join(keys)[:1000],
+    }
 
 
 def linkage_sensor(graph: DomainGraph, jobs: Sequence | None = None) -> dg.SensorDefinition | None:
@@ -281,6 +369,11 @@ def linkage_sensor(graph: DomainGraph, jobs: Sequence | None = None) -> dg.Senso
     )
     def _linkage(context: dg.SensorEvaluationContext):
         cursor = json.loads(context.cursor) if context.cursor else {}
+        missing = unpublished_inputs(context.instance, domain)
+        if missing:  # later publishes stay unhandled until every input is there
+            for ref in upstream:
+                _new_publishes(context.instance, ref.key, cursor, start_only=True)
+            return dg.SensorResult(skip_reason=_waiting(missing), cursor=json.dumps(cursor))
         publishes: dict[str, dict] = {}
         for ref in upstream:
             records = _new_publishes(context.instance, ref.key, cursor)
@@ -297,6 +390,8 @@ def linkage_sensor(graph: DomainGraph, jobs: Sequence | None = None) -> dg.Senso
                     run["changed"][key] = sorted(set(run["changed"].get(key, [])) | set(keys))
                 variation = meta.get("variation_detail") or {}
                 run["params"] = variation.get("params") or {}
+        if len(publishes) > 1 and not _built(context.instance, domain):
+            publishes = _first_build(publishes)  # one run, not one per upstream publish
         requests = [
             r for run_id, run in publishes.items() for r in _linkage_requests(graph, run_id, run)
         ]
@@ -305,7 +400,9 @@ def linkage_sensor(graph: DomainGraph, jobs: Sequence | None = None) -> dg.Senso
     return _linkage
 
 
-def _new_publishes(instance: dg.DagsterInstance, key: list[str], cursor: dict):
+def _new_publishes(
+    instance: dg.DagsterInstance, key: list[str], cursor: dict, start_only: bool = False
+):
     """Materializations of ``key`` after the cursor; on the first evaluation the history is
     taken as already handled (the mesh was built before the sensor started)."""
     ref = "/".join(key)
@@ -313,12 +410,32 @@ def _new_publishes(instance: dg.DagsterInstance, key: list[str], cursor: dict):
         latest = instance.fetch_materializations(dg.AssetKey(key), limit=1, ascending=False)
         cursor[ref] = latest.records[0].storage_id if latest.records else 0
         return []
+    if start_only:
+        return []
     result = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), after_storage_id=cursor[ref]),
         limit=100,
         ascending=True,
     )
     return result.records
+
+
+def _first_build(publishes: dict[str, dict]) -> dict[str, dict]:
+    """Several upstream publishes before a domain was ever built (it waited for its inputs):
+    handed over as one first build, under the latest upstream run."""
+    latest = list(publishes)[-1]
+    merged = {"domain": ",".join(sorted({p["domain"] for p in publishes.values()}))}
+    merged["versions"] = {k: v for p in publishes.values() for k, v in p["versions"].items()}
+    merged["params"] = {
+        k: v for p in publishes.values() for k, v in (p.get("params") or {}).items()
+    }
+    changed: dict[str, set] = {}
+    for p in publishes.values():
+        for key, keys in p["changed"].items():
+            changed.setdefault(key, set()).update(keys)
+    merged["changed"] = {key: sorted(keys) for key, keys in changed.items()}
+    merged["first_build"] = True  # its partitions: what mesh build would build
+    return {latest: merged}
 
 
 def _linkage_requests(graph: DomainGraph, run_id: str, run: dict) -> list[dg.RunRequest]:
@@ -332,17 +449,15 @@ def _linkage_requests(graph: DomainGraph, run_id: str, run: dict) -> list[dg.Run
         "mesh/upstream_versions": json.dumps(run["versions"], sort_keys=True),
         **{f"{PARAM_TAG}{k}": str(v) for k, v in (run.get("params") or {}).items()},
     }
-    targets = partitions_to_build(graph, run["changed"])
+    if run.get("first_build"):
+        targets = first_build_targets(graph)
+    else:
+        targets = partitions_to_build(graph, run["changed"])
     requests = []
     for job, names in graph.jobs_of(graph.steps).items():
         keys = sorted({k for n, ks in targets.items() if n in names for k in ks})
         if keys:
-            job_tags = {
-                **tags,
-                "dagster/asset_partition_range_start": keys[0],
-                "dagster/asset_partition_range_end": keys[-1],
-                "mesh/partitions": ",".join(keys)[:1000],
-            }
+            job_tags = {**tags, **_range_tags(keys)}
         else:
             job_tags, names = tags, [n for n in names if not graph.port(n).partition]
         if not names:
