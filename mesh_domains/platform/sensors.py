@@ -263,6 +263,28 @@ def first_build_targets(graph: DomainGraph) -> dict[str, list[str]]:
     return out
 
 
+def first_build_requests(graph: DomainGraph, tags: dict, run_key: str) -> list[dg.RunRequest]:
+    """A domain's first build as ``mesh build`` runs it: one run per job, in the order of the
+    dependencies between their ports, each over the range of :func:`first_build_targets`."""
+    targets = first_build_targets(graph)
+    requests = []
+    for job, names in _in_build_order(graph, graph.jobs_of(graph.steps)):
+        keys = sorted({k for n in names for k in targets.get(n, [])})
+        if not keys:  # no period to build: its unpartitioned ports only
+            names = [n for n in names if not graph.port(n).partition]
+        if not names:
+            continue
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{run_key}:{job}",
+                job_name=graph.job_name(names),
+                asset_selection=graph.with_steps(names),
+                tags={**tags, **(_range_tags(keys) if keys else {})},
+            )
+        )
+    return requests
+
+
 def _in_build_order(graph: DomainGraph, jobs: dict[str, list[str]]) -> list[tuple[str, list]]:
     """Jobs ordered so that a job comes after those whose ports its ports read (a run queue
     serves a domain's runs in order)."""
@@ -291,6 +313,15 @@ def _arrival_requests(
     range of its partitions instead (as ``mesh build`` does)."""
     if not changed:
         return []
+    if first_build:
+        tags = {
+            DOMAIN_TAG: graph.domain.name,
+            "mesh/trigger": "arrival",
+            "mesh/deliveries": ",".join(f"{s}/{p}" for s, p, _, _ in changed)[:1000],
+        }
+        return first_build_requests(
+            graph, tags, f"arrival:first:{_digest([c[3] for c in changed])}"
+        )
     requests = []
     landing = {f"landing/{s}" for s, *_ in changed}
     fed = [n for n in graph.unpartitioned() if set(graph.deps[n]) & landing]
@@ -312,23 +343,6 @@ def _arrival_requests(
         if key is not None:
             by_key.setdefault(f"landing/{s}", []).append(key)
     shas = [c[3] for c in changed if c[2] is not None]
-    if first_build:
-        targets = first_build_targets(graph)
-        for job, names in _in_build_order(graph, graph.jobs_of(targets)):
-            keys = sorted({k for n in names for k in targets[n]})
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"arrival:{job}:first:{_digest(shas)}",
-                    job_name=graph.job_name(names),
-                    asset_selection=graph.with_steps(names),
-                    tags={
-                        DOMAIN_TAG: graph.domain.name,
-                        "mesh/trigger": "arrival",
-                        **_range_tags(keys),
-                    },
-                )
-            )
-        return requests[1:] + requests[:1] if fed else requests  # the unpartitioned last
     targets = partitions_to_build(graph, by_key)
     for name, keys in targets.items():
         for key in keys:
@@ -390,8 +404,8 @@ def linkage_sensor(graph: DomainGraph, jobs: Sequence | None = None) -> dg.Senso
                     run["changed"][key] = sorted(set(run["changed"].get(key, [])) | set(keys))
                 variation = meta.get("variation_detail") or {}
                 run["params"] = variation.get("params") or {}
-        if len(publishes) > 1 and not _built(context.instance, domain):
-            publishes = _first_build(publishes)  # one run, not one per upstream publish
+        if publishes and not _built(context.instance, domain):
+            publishes = _first_build(publishes)  # one build, not one per upstream publish
         requests = [
             r for run_id, run in publishes.items() for r in _linkage_requests(graph, run_id, run)
         ]
@@ -421,8 +435,8 @@ def _new_publishes(
 
 
 def _first_build(publishes: dict[str, dict]) -> dict[str, dict]:
-    """Several upstream publishes before a domain was ever built (it waited for its inputs):
-    handed over as one first build, under the latest upstream run."""
+    """Upstream publishes before the domain was ever built (it waited for its inputs): handed
+    over as one first build, under the latest upstream run."""
     latest = list(publishes)[-1]
     merged = {"domain": ",".join(sorted({p["domain"] for p in publishes.values()}))}
     merged["versions"] = {k: v for p in publishes.values() for k, v in p["versions"].items()}
@@ -434,7 +448,7 @@ def _first_build(publishes: dict[str, dict]) -> dict[str, dict]:
         for key, keys in p["changed"].items():
             changed.setdefault(key, set()).update(keys)
     merged["changed"] = {key: sorted(keys) for key, keys in changed.items()}
-    merged["first_build"] = True  # its partitions: what mesh build would build
+    merged["first_build"] = True  # built as mesh build builds it
     return {latest: merged}
 
 
@@ -450,9 +464,8 @@ def _linkage_requests(graph: DomainGraph, run_id: str, run: dict) -> list[dg.Run
         **{f"{PARAM_TAG}{k}": str(v) for k, v in (run.get("params") or {}).items()},
     }
     if run.get("first_build"):
-        targets = first_build_targets(graph)
-    else:
-        targets = partitions_to_build(graph, run["changed"])
+        return first_build_requests(graph, tags, f"linkage:{run_id}")
+    targets = partitions_to_build(graph, run["changed"])
     requests = []
     for job, names in graph.jobs_of(graph.steps).items():
         keys = sorted({k for n, ks in targets.items() if n in names for k in ks})
