@@ -9,12 +9,14 @@ inside a domain, is declarative automation: see :func:`.definitions.port_automat
   feeds are requested. The run key is made of the deliveries' hashes, so a re-scan requests
   nothing new and a corrected re-delivery of an old week requests that week again. On its
   first tick the sensor takes the landing zone as it finds it as the baseline when the domain
-  has been built before (``mesh build``), and requests a first build when it has not.
+  has been built before (``mesh build``), and requests a first build when it has not — unless
+  the domain reads other domains: its process linkage starts that first build.
 - **process linkage** (``<domain>_linkage``): "I am done, you start, here are the parameters".
   When an upstream domain publishes (a materialization that carries a port version), the
   domain is started exactly once per upstream run (run key = that run id), with the partitions
   the upstream publish changed mapped onto its own partitioned ports, the upstream run's
-  variation and parameters on the run's tags and config.
+  variation and parameters on the run's tags and config. A domain never built is built whole
+  instead (as ``mesh build`` builds it), once for the publishes it waited for.
 
 Both wait while an input port of another domain has never been published (say its producer's
 code server is down before its first build): a run started then could only fail. The arrival
@@ -240,7 +242,11 @@ def arrival_sensor(graph: DomainGraph, jobs: Sequence | None = None) -> dg.Senso
                     )
                 )
                 changed.append((source.name, delivery.partition, key, sha))
-        requests = _arrival_requests(graph, changed, first_build=first_tick and not built)
+        first_build = first_tick and not built
+        if first_build and linkage_of(domain):  # process linkage starts it, once, with all
+            requests = []
+        else:
+            requests = _arrival_requests(graph, changed, first_build=first_build)
         context.log.info(f"{len(changed)} new or replaced deliveries; {len(requests)} run(s)")
         return dg.SensorResult(run_requests=requests, asset_events=events, cursor=json.dumps(seen))
 
@@ -367,9 +373,14 @@ def _range_tags(keys: list[str]) -> dict[str, str]:
     }
 
 
+def linkage_of(domain: Domain) -> list:
+    """The input ports of other domains: what the domain's linkage sensor follows."""
+    return [ref for ref in domain.input_ports if ref.domain != domain.name]
+
+
 def linkage_sensor(graph: DomainGraph, jobs: Sequence | None = None) -> dg.SensorDefinition | None:
     domain = graph.domain
-    upstream = [ref for ref in domain.input_ports if ref.domain != domain.name]
+    upstream = linkage_of(domain)
     if not upstream:
         return None
 
@@ -388,6 +399,13 @@ def linkage_sensor(graph: DomainGraph, jobs: Sequence | None = None) -> dg.Senso
             for ref in upstream:
                 _new_publishes(context.instance, ref.key, cursor, start_only=True)
             return dg.SensorResult(skip_reason=_waiting(missing), cursor=json.dumps(cursor))
+        if not cursor and not _built(context.instance, domain):
+            # inputs there before the sensor's first look, the domain never built: build it
+            for ref in upstream:
+                _new_publishes(context.instance, ref.key, cursor)
+            tags = {DOMAIN_TAG: domain.name, "mesh/trigger": "process linkage"}
+            requests = first_build_requests(graph, tags, "linkage:first")
+            return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
         publishes: dict[str, dict] = {}
         for ref in upstream:
             records = _new_publishes(context.instance, ref.key, cursor)
