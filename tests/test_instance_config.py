@@ -185,3 +185,26 @@ def test_dagster_opens_the_rendered_instance_on_a_real_postgres(tmp_path, monkey
         assert not list(home.glob("*.db")) and not (home / "history").exists()  # no SQLite
         with dg.DagsterInstance.from_config(str(home)) as again:
             assert again.get_run_by_id(run.run_id).tags["mesh/domain"] == "physician_master"
+
+
+def test_kitchens_and_the_canary_keep_their_own_sqlite_instance(tmp_path, monkeypatch):
+    """With the PostgreSQL URL set, a kitchen's and the canary's instances still stay in their
+    own folders: their runs never mix with production's."""
+    from mesh_domains.platform.cli import prepare_instance_home
+
+    monkeypatch.setenv(instance_config.POSTGRES_URL_VAR, "postgresql+psycopg2://x@h/d")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MESH_KITCHEN", str(tmp_path / "kitchen"))
+    kitchen = prepare_instance_home()
+    assert kitchen == (tmp_path / "kitchen" / "dagster").resolve()
+    assert "storage" not in yaml.safe_load((kitchen / "dagster.yaml").read_text())
+    monkeypatch.delenv("MESH_KITCHEN")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))  # prepare_instance_home sets it
+    monkeypatch.setenv("MESH_ENV", "canary")
+    canary = prepare_instance_home()
+    assert canary == (tmp_path / "home" / "canary").resolve()
+    assert "storage" not in yaml.safe_load((canary / "dagster.yaml").read_text())
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MESH_ENV", "ci")
+    production = prepare_instance_home()
+    assert "postgres" in yaml.safe_load((production / "dagster.yaml").read_text())["storage"]

@@ -17,7 +17,7 @@ from rich.table import Table
 from . import instance_config
 from .kitchens.cli import kitchen_app
 from .scaffold import new_domain_command
-from .settings import default_dagster_home, mesh_paths
+from .settings import CANARY, KITCHEN_VAR, default_dagster_home, mesh_env, mesh_paths
 
 app = typer.Typer(
     help="Data Mesh Factory: build and run a data mesh on Dagster.",
@@ -48,7 +48,11 @@ def prepare_instance_home() -> Path:
     home = default_dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
-    instance_config.write(home)
+    environ = dict(os.environ)
+    if environ.get(KITCHEN_VAR) or mesh_env() == CANARY:
+        # a kitchen's and the canary's runs stay apart, in their own folder (SQLite)
+        environ.pop(instance_config.POSTGRES_URL_VAR, None)
+    instance_config.write(home, environ)
     return home
 
 
