@@ -97,17 +97,33 @@ def load_extensions(con: duckdb.DuckDBPyConnection) -> None:
         con.load_extension(name)
 
 
-def retrying(action: Callable[[], Any], deadline_s: float = LOCK_RETRY_SECONDS) -> Any:
-    """Run ``action``, retrying while the SQLite catalog is momentarily locked.
+def retrying(
+    action: Callable[[], Any],
+    deadline_s: float = LOCK_RETRY_SECONDS,
+    catalog: str | os.PathLike | None = None,
+) -> Any:
+    """Run ``action``, retrying while the SQLite catalog is locked ("database is locked").
 
-    A lake has one writer and many readers; SQLite lets a commit and a catalog read collide
-    for a few milliseconds ("database is locked"), and DuckDB's SQLite scanner has no busy
-    timeout. Retrying with jittered backoff turns those collisions into short waits.
+    A lake has one writer and many readers. A SQLite catalog (rollback journal) lets a commit
+    wait for the readers' locks to clear (DuckDB's SQLite busy timeout: 5 s), admitting no new
+    reader meanwhile, except from a process that already holds a read lock: SQLite locks are
+    per process. So readers in one process whose reads overlap, or that leave a result
+    unfetched (its transaction, and the read lock, stay open until the connection's next
+    statement), can hold the catalog for good; the commit then fails, and the writer's
+    catalog connection keeps that commit's lock, so its retries fail as well.
+
+    A catalog reader therefore names the ``catalog`` it reads and fetches all its results
+    inside ``action``: its attempts take turns with this process's other reads of that
+    catalog (:func:`catalog_turn`), so between two reads the process holds no lock and a
+    waiting commit goes first. Other collisions are retried with jittered backoff.
     """
     deadline, wait = time.monotonic() + deadline_s, 0.02
     while True:
         try:
-            return action()
+            if catalog is None:
+                return action()
+            with catalog_turn(catalog):
+                return action()
         except duckdb.Error as exc:
             if not any(t in str(exc) for t in _TRANSIENT) or time.monotonic() > deadline:
                 raise
@@ -495,3 +511,17 @@ def input_port_versions(
 ) -> dict[str, int | None]:
     """The current version of each input port, as seen by an attached reader."""
     return {r.ref: current_version(con, r.domain, r.port) for r in refs}
+
+
+_catalog_turns: dict[str, Any] = {}
+
+
+def catalog_turn(catalog: str | os.PathLike) -> Any:
+    """This process's turn to read ``catalog``: a lock its catalog readers take around each
+    read (:func:`retrying` with ``catalog``), so that their reads never overlap and the
+    process holds no SQLite lock between two of them, when a waiting commit takes the
+    catalog. Reads of different catalogs, and of other processes, do not wait for each other.
+    """
+    import threading
+
+    return _catalog_turns.setdefault(os.fspath(catalog), threading.Lock())
