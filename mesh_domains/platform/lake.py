@@ -97,12 +97,9 @@ def load_extensions(con: duckdb.DuckDBPyConnection) -> None:
         con.load_extension(name)
 
 
-def retrying(
-    action: Callable[[], Any],
-    deadline_s: float = LOCK_RETRY_SECONDS,
-    catalog: str | os.PathLike | None = None,
-) -> Any:
-    """Run ``action``, retrying while the SQLite catalog is locked ("database is locked").
+def retrying(action: Callable[[], Any], deadline_s: float = LOCK_RETRY_SECONDS) -> Any:
+    """Run ``action`` (its catalog statements, every result fetched), retrying while the SQLite
+    catalog is locked ("database is locked"); the process's catalog actions take turns.
 
     A lake has one writer and many readers. A SQLite catalog (rollback journal) lets a commit
     wait for the readers' locks to clear (DuckDB's SQLite busy timeout: 5 s), admitting no new
@@ -112,17 +109,14 @@ def retrying(
     statement), can hold the catalog for good; the commit then fails, and the writer's
     catalog connection keeps that commit's lock, so its retries fail as well.
 
-    A catalog reader therefore names the ``catalog`` it reads and fetches all its results
-    inside ``action``: its attempts take turns with this process's other reads of that
-    catalog (:func:`catalog_turn`), so between two reads the process holds no lock and a
-    waiting commit goes first. Other collisions are retried with jittered backoff.
+    Each attempt therefore holds this process's turn at the catalogs (:func:`catalog_turn`):
+    its catalog reads never overlap, between two of them it holds no lock, and a commit waiting
+    for a catalog gets it. Collisions with other processes are retried with jittered backoff.
     """
     deadline, wait = time.monotonic() + deadline_s, 0.02
     while True:
         try:
-            if catalog is None:
-                return action()
-            with catalog_turn(catalog):
+            with catalog_turn():
                 return action()
         except duckdb.Error as exc:
             if not any(t in str(exc) for t in _TRANSIENT) or time.monotonic() > deadline:
@@ -516,12 +510,12 @@ def input_port_versions(
 _catalog_turns: dict[str, Any] = {}
 
 
-def catalog_turn(catalog: str | os.PathLike) -> Any:
-    """This process's turn to read ``catalog``: a lock its catalog readers take around each
-    read (:func:`retrying` with ``catalog``), so that their reads never overlap and the
-    process holds no SQLite lock between two of them, when a waiting commit takes the
-    catalog. Reads of different catalogs, and of other processes, do not wait for each other.
+def catalog_turn() -> Any:
+    """This process's turn at the lakes' catalogs: the re-entrant lock that every
+    :func:`retrying` attempt holds, so that the process's catalog actions run one at a time
+    (what a thread reads from the catalog outside :func:`retrying` should be read under it).
     """
     import threading
 
-    return _catalog_turns.setdefault(os.fspath(catalog), threading.Lock())
+    # setdefault: one lock, even when two threads ask for it first at the same time
+    return _catalog_turns.setdefault("catalogs", threading.RLock())

@@ -6,18 +6,30 @@ point through ``MESH_CRASH_AT``, or sent by this harness after a seeded random d
 lakes are inspected afterwards by a READ-ONLY reader (a DuckDB connection that attaches the
 domain's lake with ``READ_ONLY``), the way a consumer sees them.
 
+The ports of a domain are those its descriptor declares (:func:`ports`). A domain's build may
+publish them in several commits: one per build step, and a domain whose ports have several
+partitionings builds in several runs (physician_dw: its daily ``fact_calls`` in one run, the
+weekly and unpartitioned ports in the next). A state of the domain is the lake after one commit:
+the ports that commit published at that version, every other port as an earlier commit left it.
+
 The checks (:func:`audit_lake`):
 
 - **no torn version**: every snapshot whose commit records ports (``commit_extra_info.ports``) has
   every one of those ports readable at that version with exactly the recorded row count, and the
-  snapshot's own changes created exactly those tables; a snapshot that writes a port table without
-  recording it in its commit is torn too;
-- **no torn served state**: the lake's served-version pointer (``current.json``) names, for every
-  port, a committed version, the same one for all ports, with exactly that version's files, which
-  read back with the recorded row count and the version's content;
+  snapshot's own changes touch no other table (so every other port holds what its last commit
+  published); a snapshot that writes a port table without recording it in its commit is torn too;
+- **no torn served state**: the lake's served-version pointer (``current.json``) serves one state
+  of the domain: every port that state holds, each at the version of the commit that published
+  it there (ports published together are served together), with exactly that version's files,
+  which read back with the recorded row count and the version's content;
 - **content**: a digest of every port at every committed version (md5 over the sorted md5 of each
   row, so independent of row order), to compare with a reference build: the landing data is
   deterministic by seed, so every good version of a port has the reference's content.
+
+After a kill (:func:`kill_problems`) the served state may lag the catalog by the one commit the
+run made just before it died (a kill between a commit and its pointer), never more, and never
+be older than the state served before the run; after a fault-free run (:func:`recovery_problems`)
+the pointer serves the current state of every port.
 """
 
 from __future__ import annotations
@@ -42,11 +54,9 @@ from pharma_example import generate
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MESH = str(Path(sys.executable).parent / "mesh")
 TINY = {"scale": 0.02, "seed": 7, "months": 2, "days": 3, "weeks": 3}
-PORTS = {
-    "physician_master": ("physicians", "physician_xref"),
-    "physician_dw": ("dim_physician", "fact_rx_weekly", "physician_brand_share"),
-}
-DOMAINS = tuple(PORTS)
+# the domains the harness builds, kills and reads: a Python domain of one commit per build and a
+# dbt domain of several commits in two runs (its ports: :func:`ports`)
+DOMAINS = ("physician_master", "physician_dw")
 # printed by `mesh build` once its imports and the Dagster instance are ready: the random-delay
 # clock starts here, so that kills land in the build rather than in Python's imports
 BUILD_STARTED = "building the mesh"
@@ -102,6 +112,36 @@ def new_mesh_root(root: Path, **generate_args) -> MeshRoot:
     mesh.home.mkdir(parents=True, exist_ok=True)
     mesh.generate(**generate_args)
     return mesh
+
+
+def built_mesh_root(factory) -> MeshRoot:
+    """A mesh with every domain built: a copy of the test session's one tiny build
+    (``mesh_harness.built_template``, made from the same :data:`TINY` landing data) in a data
+    root of its own, with a Dagster home of its own. Lakes are relocatable, so the copy serves
+    every version from its own files and ``mesh build`` publishes the next ones."""
+    import mesh_harness
+
+    assert mesh_harness.TINY == TINY, "the session's build must have this harness's data"
+    template = mesh_harness.built_template(factory)
+    mesh = MeshRoot(factory.mktemp("mesh"))
+    shutil.copytree(template / "data", mesh.data, copy_function=shutil.copyfile)
+    init_instance(mesh.home)
+    return mesh
+
+
+def init_instance(home: Path) -> None:
+    """Create the Dagster instance in ``home`` as ``mesh`` does (its dagster.yaml) with its
+    storage: ``mesh build`` processes started side by side on an empty home would race to
+    create the same storage."""
+    import dagster as dg
+
+    from mesh_domains.platform import instance_config
+
+    home.mkdir(parents=True, exist_ok=True)
+    instance_config.write(home)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.get_runs(limit=1)  # the run, event log and schedule storage, created on access
+        assert instance.event_log_storage is not None and instance.schedule_storage is not None
 
 
 # --- running (and killing) `mesh build` ----------------------------------------------------------
@@ -273,15 +313,33 @@ class LakeAudit:
 
     @property
     def served_version(self) -> int | None:
-        """The domain state the pointer serves: the newest version it names, when every port
-        is served as that state holds it (None if nothing is served, or inconsistently)."""
+        """The domain state the pointer serves: the newest version it names, when it serves
+        every port that state holds, each as that state holds it (None if nothing is served,
+        or no one state)."""
         if not self.served:
             return None
         newest = max(self.served.values())
-        state = next((v for v in self.versions if v.version == newest), None)
-        if state is None or any(state.made_by.get(p) != n for p, n in self.served.items()):
+        state = self.state(newest)
+        if state is None or state.made_by != self.served:
             return None
         return newest
+
+    def state(self, version: int | None) -> Version | None:
+        return next((v for v in self.versions if v.version == version), None)
+
+    def commits_behind(self) -> int | None:
+        """How many commits the served state lags the current one (None: no one state served)."""
+        served = self.served_version
+        if served is None:
+            return None
+        return sum(1 for v in self.versions if v.version > served)
+
+    def pointer_lag(self) -> list[str]:
+        """Ports the pointer does not serve at their current version (or not at all)."""
+        current = self.current.made_by if self.current else {}
+        return sorted(
+            p for p in current.keys() | self.served.keys() if current.get(p) != self.served.get(p)
+        )
 
     def current_digests(self) -> dict[str, str] | None:
         return self.current.digests if self.current else None
@@ -304,9 +362,13 @@ def uninitialized(before: LakeAudit, after: LakeAudit) -> bool:
 def kill_problems(before: LakeAudit, after: LakeAudit) -> list[str]:
     """What a consumer could find wrong after a killed run, besides torn versions: an unreadable
     lake (other than a brand-new one left uninitialized, see :func:`uninitialized`), an earlier
-    version gone or changed, a current version that is neither the last good one nor the one
-    complete new version the killed run committed, a served version that is neither the last
-    good one nor that new one."""
+    version gone or changed, a current version older than the last good one, a served state
+    that is no one committed state, is older than the one served before the run, or lags the
+    current state by more than the one commit the run made just before it died.
+
+    A run may have committed some of its steps (each commit complete: checked as torn), even
+    all the steps of one of a domain's runs: then those ports are served at their new versions
+    and the others at their old ones, which is one state of the domain."""
     problems = []
     if after.unreadable and not uninitialized(before, after):
         problems.append(f"lake unreadable: {after.unreadable}")
@@ -322,17 +384,40 @@ def kill_problems(before: LakeAudit, after: LakeAudit) -> list[str]:
         problems.append(
             f"current version went from {before.current_version} to {after.current_version}"
         )
-    committed = {v.version for v in after.versions}
-    if before.served and after.served_version not in committed:
-        problems.append(f"served version went from {before.served} to {after.served}")
+    if before.served:
+        served, behind = after.served_version, after.commits_behind()
+        if served is None:
+            problems.append(f"the pointer serves no one state: {after.served}")
+        elif served < (before.served_version or 0):
+            problems.append(f"served state went back from {before.served_version} to {served}")
+        elif behind is not None and behind > 1:
+            problems.append(
+                f"the pointer serves state {served}, {behind} commits behind the current "
+                f"state {after.current_version}"
+            )
+    return problems
+
+
+def recovery_problems(audit: LakeAudit) -> list[str]:
+    """What is wrong with a lake after a fault-free run: the pointer must serve its current
+    state, every port at the version that published it there (a commit left without its
+    pointer by a killed run is caught up by the next build)."""
+    problems = []
+    if audit.current is None:
+        problems.append("nothing committed")
+    elif audit.served_version != audit.current_version:
+        problems.append(
+            f"the pointer serves {audit.served} (state {audit.served_version}), not the current "
+            f"state {audit.current_version} ({audit.current.made_by})"
+        )
+    if lagging := audit.pointer_lag():
+        problems.append(f"the pointer lags the catalog for {lagging}")
     return problems
 
 
 def read_only_connection(paths: MeshPaths, *domains: str):
-    lake.ensure_extensions()
     con = lake.connect()
-    for name in lake.EXTENSIONS:
-        con.load_extension(name)
+    lake.load_extensions(con)  # those the lakes' catalogs need
     for domain in domains:
         con.execute(lake.lake_attach_sql(domain, read_only=True, paths=paths))
     return con
@@ -375,47 +460,68 @@ def audit_lake(paths: MeshPaths, domain: str) -> LakeAudit:
     return audit
 
 
+def _changed_tables(changes: dict | None, names: dict[int, str]) -> set[str]:
+    """The tables a snapshot changed in any way (created, inserted into, deleted from,
+    altered, dropped...): the snapshot's ``changes`` name created tables, and give the others
+    by table id."""
+    changed = set()
+    for kind, tables in (changes or {}).items():
+        if kind.startswith("tables_"):
+            for table in tables:
+                name = names.get(int(table), f"table {table}") if table.isdigit() else table
+                changed.add(name.removeprefix("main."))
+    return changed
+
+
 def _audit_versions(con, alias: str, audit: LakeAudit) -> None:
+    """Every commit's ports read back at its version with the recorded rows; every snapshot
+    changes only the ports its commit records. So a port holds at every later state what its
+    last commit published, and its digest there is that commit's."""
     domain = audit.domain
     snapshots = con.execute(
         f"select snapshot_id, changes, commit_extra_info from {alias}.snapshots() "
         "order by snapshot_id"
     ).fetchall()
+    names = dict(
+        con.execute(
+            f"select table_id, table_name from __ducklake_metadata_{alias}.ducklake_table"
+        ).fetchall()
+    )
     rows: dict[str, int] = {}
     made_by: dict[str, int] = {}
+    digests: dict[str, str] = {}
     for snapshot_id, changes, extra in snapshots:
-        created = {t.removeprefix("main.") for t in (changes or {}).get("tables_created", [])}
+        changed = _changed_tables(changes, names)
         recorded = (json.loads(extra) if extra else {}).get("ports", {})
         if not recorded:
-            if created:
+            if changed:
                 audit.torn.append(
-                    f"{domain} snapshot {snapshot_id} wrote {sorted(created)} without "
+                    f"{domain} snapshot {snapshot_id} wrote {sorted(changed)} without "
                     "recording them as a port version"
                 )
             continue
-        if created - set(recorded):
+        if changed - set(recorded):
             audit.torn.append(
                 f"{domain} version {snapshot_id}: commit records {sorted(recorded)} but "
-                f"created {sorted(created)}"
+                f"changed {sorted(changed)}"
             )
-        rows.update({p: r["rows"] for p, r in recorded.items()})
-        made_by.update(dict.fromkeys(recorded, snapshot_id))
-        version = Version(snapshot_id, dict(rows), made_by=dict(made_by))
-        for port, count_recorded in version.rows.items():
+        for port, entry in recorded.items():
+            rows[port], made_by[port] = entry["rows"], snapshot_id
+            digests.pop(port, None)
             try:
                 count, digest = con.execute(
                     digest_sql(f"{alias}.main.{port} at (version => {snapshot_id})")
-                ).fetchone()
+                ).fetchall()[0]
             except Exception as exc:  # noqa: BLE001
                 audit.torn.append(f"{domain} version {snapshot_id}: port {port} unreadable: {exc}")
                 continue
-            version.digests[port] = digest
-            if count != count_recorded:
+            digests[port] = digest
+            if count != entry["rows"]:
                 audit.torn.append(
                     f"{domain} version {snapshot_id}: port {port} has {count} rows, "
-                    f"the commit recorded {count_recorded}"
+                    f"the commit recorded {entry['rows']}"
                 )
-        audit.versions.append(version)
+        audit.versions.append(Version(snapshot_id, dict(rows), dict(digests), dict(made_by)))
 
 
 def _audit_pointer(con, alias: str, audit: LakeAudit, path: Path) -> None:
@@ -483,6 +589,12 @@ def producers():
 
 
 @functools.cache
+def ports(domain: str) -> tuple[str, ...]:
+    """The domain's output ports, as its descriptor declares them."""
+    return tuple(p.name for p in producers()[domain].output_ports)
+
+
+@functools.cache
 def key_column(domain: str, port: str) -> str:
     """A non-nullable key column of the port: counting it reads the data files, not only the
     catalog's statistics."""
@@ -490,17 +602,22 @@ def key_column(domain: str, port: str) -> str:
 
 
 def served_to_consumer(paths: MeshPaths, producer: str) -> dict[str, tuple[int, str]]:
-    """What a consumer reads right now through the platform's port reader (``lake.open_port``:
-    grant check, served version pinned as a view): port -> (pinned version, content digest)."""
+    """What a consumer reads right now through the platform's port reader, as a consumer build
+    pins its inputs (one pointer read, then ``lake.open_port`` per port: grant check, served
+    version pinned as a view): port -> (pinned version, content digest)."""
     previous = os.environ.get("MESH_DATA_DIR")
     os.environ["MESH_DATA_DIR"] = str(paths.data)
     try:
         con = lake.connect()
         try:
-            served = {}
-            for port in PORTS[producer]:
-                view, pinned = lake.open_port(con, CONSUMER[producer], producers()[producer], port)
-                served[port] = (pinned, con.execute(digest_sql(view)).fetchone()[1])
+            pointer, served = lake.served_ports(producer), {}
+            for port in ports(producer):
+                if port not in pointer:
+                    continue  # not published yet
+                view, pinned = lake.open_port(
+                    con, CONSUMER[producer], producers()[producer], port, served=pointer
+                )
+                served[port] = (pinned, con.execute(digest_sql(view)).fetchall()[0][1])
             return served
         finally:
             con.close()
@@ -554,10 +671,10 @@ def committed_counts(con, domain: str) -> dict[int, tuple[int, ...]]:
     ).fetchall()
     counts, state = {}, {}
     for snapshot_id, extra in rows:
-        ports = json.loads(extra).get("ports", {})
-        state.update({p: r["rows"] for p, r in ports.items()})
-        if ports and all(p in state for p in PORTS[domain]):
-            counts[snapshot_id] = tuple(state[p] for p in PORTS[domain])
+        recorded = json.loads(extra).get("ports", {})
+        state.update({p: r["rows"] for p, r in recorded.items()})
+        if recorded and all(p in state for p in ports(domain)):
+            counts[snapshot_id] = tuple(state[p] for p in ports(domain))
     return counts
 
 
@@ -569,9 +686,9 @@ def made_by(con, domain: str) -> dict[int, dict[str, int]]:
     ).fetchall()
     out, state = {}, {}
     for snapshot_id, extra in rows:
-        ports = json.loads(extra).get("ports", {})
-        state.update(dict.fromkeys(ports, snapshot_id))
-        if ports:
+        recorded = json.loads(extra).get("ports", {})
+        state.update(dict.fromkeys(recorded, snapshot_id))
+        if recorded:
             out[snapshot_id] = dict(state)
     return out
 
@@ -582,7 +699,7 @@ def counts_sql(domain: str, version: int | None = None) -> str:
     alias = lake.lake_alias(domain)
     at = f" at (version => {version})" if version is not None else ""
     parts = [
-        f"(select count({key_column(domain, p)}) from {alias}.main.{p}{at})" for p in PORTS[domain]
+        f"(select count({key_column(domain, p)}) from {alias}.main.{p}{at})" for p in ports(domain)
     ]
     return "select " + ", ".join(parts)
 
@@ -591,12 +708,15 @@ class ReaderPool:
     """``n`` consumer threads, each with its own connection (``lake.connect()``), reading every
     port of a domain again and again until stopped. Two kinds, alternating by thread:
 
-    - ``served`` readers read like a consumer build does: ``lake.open_port`` per port (grant
-      check, the served version pinned as a view over its files), then count the view;
+    - ``served`` readers read like a consumer build does: the lake's pointer once, then
+      ``lake.open_port`` per port (grant check, the served version pinned as a view over its
+      files), then count the view;
     - ``catalog`` readers attach both lakes through ``lake.attach_port_reader`` (grant-checked,
       READ_ONLY) and query the live catalog: all ports in one statement (one snapshot), the
       committed versions' recorded counts, and every ``time_travel_every``-th read the first
-      version that held every port (``at (version => n)``).
+      version that held every port (``at (version => n)``). Each read runs under
+      ``lake.retrying`` and fetches all its results, as a catalog reader must: the process's
+      catalog reads take turns, so a commit waiting for the catalog gets it.
 
     Every read must equal the row counts one committed version recorded (served reads are
     checked against the catalog when the pool stops). Errors are counted by their exact text,
@@ -651,7 +771,7 @@ class ReaderPool:
         con = lake.connect()
         con.execute("set threads = 1")  # many small readers on few cores
         for domain in DOMAINS:
-            lake.attach_port_reader(con, CONSUMER[domain], producers()[domain], PORTS[domain])
+            lake.attach_port_reader(con, CONSUMER[domain], producers()[domain], ports(domain))
         return con
 
     def _read(self, index: int) -> None:
@@ -667,8 +787,8 @@ class ReaderPool:
                         con.execute("set threads = 1")
                 if kind == SERVED:
                     self._served_read(con, domain, travel)
-                else:  # through the platform's retry on momentary catalog locks, as its
-                    # own catalog readers do; anything else (or a lock lasting 30 s) counts
+                else:  # through the platform's retry on catalog locks, taking turns with
+                    # this process's other catalog reads; anything else counts
                     lake.retrying(lambda c=con, d=domain, t=travel: self._catalog_read(c, d, t))
             except Exception as exc:  # noqa: BLE001 — every error is counted, none hidden
                 self._error(kind, exc)
@@ -687,24 +807,30 @@ class ReaderPool:
 
     def _served_read(self, con, domain: str, travel: bool) -> None:
         pins, counts = [], []
-        for port in PORTS[domain]:
-            version = self.first_full[domain] if travel else None
-            view, pinned = lake.open_port(con, CONSUMER[domain], producers()[domain], port, version)
-            pins.append(pinned)
-            counts.append(
-                con.execute(f"select count({key_column(domain, port)}) from {view}").fetchone()[0]
+        version = self.first_full[domain] if travel else None
+        pointer = None if travel else lake.served_ports(domain)  # one pointer: one state
+        for port in ports(domain):
+            view, pinned = lake.open_port(
+                con, CONSUMER[domain], producers()[domain], port, version, served=pointer
             )
+            pins.append(pinned)
+            (count,) = con.execute(
+                f"select count({key_column(domain, port)}) from {view}"
+            ).fetchall()
+            counts.append(count[0])
         key = (domain, tuple(pins), tuple(counts), travel)
         with self._lock:
             self._served_reads[key] = self._served_reads.get(key, 0) + 1
 
     def _catalog_read(self, con, domain: str, travel: bool) -> None:
-        counts = tuple(con.execute(counts_sql(domain)).fetchone())
+        # every result fetched to its end: an unfetched one keeps the read transaction (and
+        # the catalog's read lock) open until the connection's next statement
+        counts = tuple(con.execute(counts_sql(domain)).fetchall()[0])
         committed = committed_counts(con, domain)  # read after: a superset of what was seen
         matching = [v for v, c in committed.items() if c == counts]
         if travel and committed:
             first = min(committed)
-            old = tuple(con.execute(counts_sql(domain, first)).fetchone())
+            old = tuple(con.execute(counts_sql(domain, first)).fetchall()[0])
             if old != committed[first]:
                 with self._lock:
                     self.stats.bad_reads.append(
@@ -737,7 +863,7 @@ class ReaderPool:
             state = max(pins)
             makers = sources[domain].get(state, {})
             pinned_together = travel or all(
-                makers.get(p) == v for p, v in zip(PORTS[domain], pins, strict=True)
+                makers.get(p) == v for p, v in zip(ports(domain), pins, strict=True)
             )
             if not pinned_together:
                 self.stats.mixed_pins += n  # not one state of the domain
@@ -745,7 +871,7 @@ class ReaderPool:
                 recorded = committed[domain].get(state)
                 if recorded is None or recorded[i] != count:
                     self.stats.bad_reads.append(
-                        f"served read of {domain}/{PORTS[domain][i]} pinned v{pinned}: {count} "
+                        f"served read of {domain}/{ports(domain)[i]} pinned v{pinned}: {count} "
                         f"rows, recorded {None if recorded is None else recorded[i]} ({n} reads)"
                     )
             if not travel:
