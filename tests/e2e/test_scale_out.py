@@ -10,11 +10,13 @@ status --workspace`` says the code location is unreachable, and nothing half-wri
 Then ``mesh serve-locations --only npp`` brings it back on the same port: run
 monitoring marks the lost run failed, run retries re-execute it, and the mesh converges to
 exactly the ports, versions' row counts and passed contract checks that the same landing zone
-gives on the embedded default (``mesh build`` on SQLite, run alongside). Reads without a grant
-are refused.
+gives on the embedded default (the test session's tiny build of every domain, on SQLite
+catalogs, local files and a SQLite instance). Reads without a grant are refused.
 
-The environment of every process is :func:`scale_out_environment`: add a variable there to
-switch another piece of the scaled-out setup on (e.g. the lake catalogs or object storage).
+The lakes are scaled out too: their catalogs live in the same PostgreSQL server (a database of
+their own, a schema per domain) and their Parquet files on an S3-compatible server on loopback;
+nothing of a lake is on local disk. The environment of every process is
+:func:`scale_out_environment`: add a variable there to switch another piece on.
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from mesh_harness import built_copy, environment
+from object_storage_harness import ObjectStorage, object_storage
 from scale_out_harness import PostgresServer, free_port, postgres_server
 from typer.testing import CliRunner
 
@@ -40,7 +44,7 @@ from mesh_domains.platform import instance_config, lake
 from mesh_domains.platform.descriptor import discover_domains
 from mesh_domains.platform.ports import CONTRACT_CHECK
 from mesh_domains.platform.query import MeshQuery, mesh_status
-from mesh_domains.platform.settings import PROJECT_ROOT
+from mesh_domains.platform.settings import PROJECT_ROOT, mesh_paths
 from pharma_example import generate
 
 pytestmark = pytest.mark.slow
@@ -62,14 +66,20 @@ IN_FLIGHT = [
 ]
 
 
-def scale_out_environment(root: Path, pg: PostgresServer) -> dict[str, str]:
+LAKES_DB = "mesh_lakes"
+
+
+def scale_out_environment(root: Path, pg: PostgresServer, s3: ObjectStorage) -> dict[str, str]:
     """The environment of the scaled-out processes (code servers, webserver, daemon) and of
-    the test's own reads: a data root, a Dagster home, the instance on PostgreSQL."""
+    the test's own reads: a data root (landing zone, quarantine), a Dagster home, the instance
+    on PostgreSQL, the lakes' catalogs on PostgreSQL and their files on object storage."""
     return {
         "MESH_DATA_DIR": str(root / "data"),
         "DAGSTER_HOME": str(root / "dagster_home"),
         "MESH_ENV": "ci",
         instance_config.POSTGRES_URL_VAR: pg.url("dagster"),
+        "MESH_LAKE_CATALOG": pg.url(LAKES_DB),
+        **s3.env,
     }
 
 
@@ -147,24 +157,10 @@ def server_pid(procs: Processes, name: str, domain: str) -> int | None:
     return int(found[-1]) if found else None
 
 
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def _write_instance(env: dict[str, str]) -> Path:
     """`mesh instance` with the PostgreSQL URL set, then the test's shorter monitoring poll
     (the file no longer reads as the template's, so later `mesh` commands keep it)."""
-    with environment(env):
+    with environment(**env):
         result = CliRunner().invoke(cli_app(), ["instance"])
     assert result.exit_code == 0, result.output
     assert "PostgreSQL" in result.output
@@ -196,49 +192,31 @@ def port_rows(instance: dg.DagsterInstance, answers=None) -> dict[str, tuple[int
     }
 
 
-def embedded_rows(root: Path, procs: Processes, deadline: float) -> dict[str, tuple[int, int]]:
-    """The same, for the landing zone built on the embedded default: what `mesh build` (SQLite
-    instance, in-process runs) started at the beginning published."""
-    wait_for(
-        "the embedded mesh build",
-        lambda: procs.procs["embedded"].poll() is not None,
-        procs,
-        deadline,
-        every=3,
-    )
-    assert procs.procs["embedded"].returncode == 0, procs.output("embedded")[-3000:]
-    with (
-        environment({"MESH_DATA_DIR": str(root / "data"), "MESH_ENV": "ci"}),
-        dg.DagsterInstance.from_config(str(root / "dagster_home")) as instance,
-    ):
-        return port_rows(instance)
+def embedded_rows(factory: pytest.TempPathFactory) -> dict[str, tuple[int, int]]:
+    """The same, for the same landing zone built on the embedded default: a copy of the test
+    session's tiny build of every domain (SQLite catalogs, local files, SQLite instance)."""
+    for mesh in built_copy(factory, "embedded"):
+        return port_rows(mesh.instance)
+    raise AssertionError("no built mesh")
 
 
-def test_the_mesh_builds_and_heals_on_postgres_and_one_code_server_per_domain(tmp_path):
+def test_the_mesh_builds_and_heals_on_postgres_and_one_code_server_per_domain(
+    tmp_path, tmp_path_factory
+):
+    expected = embedded_rows(tmp_path_factory)  # the same landing zone on the embedded default
     started = time.monotonic()
     deadline = started + DEADLINE_S
     domains = discover_domains()
     ports = [(d.name, p.name) for d in domains.values() for p in d.output_ports]
-    scaled, embedded = tmp_path / "scaled", tmp_path / "embedded"
-    for root in (scaled, embedded):
-        generate(root / "data" / "landing", **TINY)
+    scaled = tmp_path / "scaled"
+    generate(scaled / "data" / "landing", **TINY)
 
-    with postgres_server() as pg:
-        env = {**os.environ, **scale_out_environment(scaled, pg)}
-        procs = Processes(tmp_path / "logs", env)
+    with postgres_server() as pg, object_storage() as s3:
+        pg.create_database(LAKES_DB)
+        settings = scale_out_environment(scaled, pg, s3)
+        procs = Processes(tmp_path / "logs", {**os.environ, **settings})
         try:
-            # the same landing zone on the embedded default, side by side (one domain at a time)
-            embedded_env = {
-                **os.environ,
-                "MESH_DATA_DIR": str(embedded / "data"),
-                "DAGSTER_HOME": str(embedded / "dagster_home"),
-                "MESH_ENV": "ci",
-                "MESH_BUILD_PARALLEL": "1",
-            }
-            embedded_env.pop(instance_config.POSTGRES_URL_VAR, None)
-            procs.start("embedded", str(BIN / "mesh"), "build", env=embedded_env)
-
-            _write_instance(env)
+            _write_instance(settings)
             base_port = 4266 + (os.getpid() % 200) * 10  # two test runs never share ports
             workspace = tmp_path / "workspace.yaml"
             serve = [str(BIN / "mesh"), "serve-locations", "--base-port", str(base_port)]
@@ -267,18 +245,31 @@ def test_the_mesh_builds_and_heals_on_postgres_and_one_code_server_per_domain(tm
                 deadline,
             )
 
-            with environment(scale_out_environment(scaled, pg)), dg.DagsterInstance.get() as inst:
+            with environment(**settings), dg.DagsterInstance.get() as inst:
                 assert type(inst.run_storage).__name__ == "PostgresRunStorage"
                 _kill_and_restart(inst, procs, serve, deadline, domains)
                 converged_at = _converged(inst, procs, deadline, ports)
                 print(f"converged after {converged_at - started:.0f}s")
                 _check_served(inst, domains, ports)
+                _check_lakes_off_machine(domains, s3)
                 got = port_rows(inst, MeshQuery(inst))
-            expected = embedded_rows(embedded, procs, deadline)
             assert got == expected
         finally:
             procs.stop_all()
         print(f"scale-out test: {time.monotonic() - started:.0f}s")
+
+
+def _check_lakes_off_machine(domains, s3: ObjectStorage) -> None:
+    """Every lake's catalog is in PostgreSQL and its files on object storage: the data root
+    holds no catalog file and no Parquet file, and every served file is in the bucket."""
+    paths = mesh_paths()
+    for name in domains:
+        assert not paths.lake_catalog(name).exists(), name
+        assert not list(paths.lake_dir(name).rglob("*.parquet")), name
+        files = [f for served in lake.served_ports(name).values() for f in served.files]
+        prefix = f"s3://{s3.bucket}/"
+        assert files and all(f.startswith(f"{prefix}mesh/lake/{name}/") for f in files), name
+        assert {f.removeprefix(prefix) for f in files} <= set(s3.keys(f"mesh/lake/{name}/"))
 
 
 LOCATIONS_QUERY = """{ workspaceOrError { ... on Workspace { locationEntries {
