@@ -42,9 +42,10 @@ build: install
 status: install
 	$(RUN) mesh status
 
-# test modules run on two workers, a module's tests on one (they share its module-scoped mesh)
+# test modules run on two workers, a module's tests on one (they share its module-scoped mesh),
+# the longest modules first (tests/conftest.py)
 test: install lint browser postgres
-	$(RUN) pytest -n 2 --dist loadfile
+	$(RUN) pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 lint: install
 	$(RUN) ruff check .
