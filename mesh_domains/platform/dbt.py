@@ -64,12 +64,12 @@ def dbt_executable() -> str:
 STAGING_VAR = "MESH_DBT_STAGING_DB"
 
 
-def write_profile(domain: Domain, profiles_dir: Path) -> Path:
+def profile_text(domain: Domain) -> str:
     """The domain's dbt profile: its main database is the domain's staging database.
 
     The path is rendered by dbt from ``MESH_DBT_STAGING_DB`` (set by the platform from the data
-    root and the environment's namespace), so the file is the same for every data root and
-    variation: concurrent builds in different environments never rewrite each other's profile.
+    root and the environment's namespace), so the text is the same for every data root and
+    variation. Credentials for object storage are ``env_var`` references, never values.
     """
     output: dict[str, Any] = {
         "type": "duckdb",
@@ -84,10 +84,15 @@ def write_profile(domain: Domain, profiles_dir: Path) -> Path:
         for key, var in (("key_id", "AWS_ACCESS_KEY_ID"), ("secret", "AWS_SECRET_ACCESS_KEY")):
             secret[key] = "{{ env_var('" + var + "') }}"  # never written into the file
         output["secrets"] = [{"type": "s3", **secret}]
-    profiles_dir.mkdir(parents=True, exist_ok=True)
     profile = {profile_name(domain): {"target": "mesh", "outputs": {"mesh": output}}}
+    return yaml.safe_dump(profile, sort_keys=False)
+
+
+def write_profile(domain: Domain, profiles_dir: Path) -> Path:
+    """Write :func:`profile_text` to ``profiles_dir/profiles.yml`` (unless it is there)."""
+    text = profile_text(domain)
+    profiles_dir.mkdir(parents=True, exist_ok=True)
     path = profiles_dir / "profiles.yml"
-    text = yaml.safe_dump(profile, sort_keys=False)
     if not path.exists() or path.read_text() != text:
         _atomic_write(path, text.encode())
     return path
@@ -106,9 +111,12 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def profile_dir(domain: Domain, project_dir: Path) -> Path:
-    """The generated dbt profile, one for parse and build alike (so partial parsing holds)."""
+    """The generated dbt profile, one for parse and build alike (so partial parsing holds),
+    in a folder named by its content: processes whose settings give another profile (lakes on
+    object storage beside the embedded default) never rewrite each other's."""
     os.environ[STAGING_VAR] = str(mesh_paths().staging_db(domain.name))  # what it renders
-    directory = project_dir / "target" / "mesh_profile"
+    digest = hashlib.sha256(profile_text(domain).encode()).hexdigest()[:12]
+    directory = project_dir / "target" / "mesh_profile" / digest
     write_profile(domain, directory)
     return directory
 

@@ -92,3 +92,24 @@ def test_dbt_profile_reaches_no_other_domain_storage():
     assert "attach" not in output["mesh"]
     assert output["mesh"]["path"] == "{{ env_var('MESH_DBT_STAGING_DB') }}"
     assert os.environ["MESH_DBT_STAGING_DB"].endswith("staging/physician_dw.duckdb")
+
+
+def test_dbt_profiles_of_other_settings_live_apart(monkeypatch):
+    """A process with the lakes on object storage gets a profile with the storage secret (its
+    credentials by ``env_var`` reference only) in a folder of its own: a process on the
+    embedded default, building the same project at the same time, never reads it."""
+    domain = discover_domains()["physician_dw"]
+    project = DBT_PROJECTS / domain.name
+    monkeypatch.delenv("MESH_LAKE_DATA_URL", raising=False)
+    embedded = profile_dir(domain, project)
+    monkeypatch.setenv("MESH_LAKE_DATA_URL", "s3://lakes/mesh")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key-id-value")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-value")
+    remote = profile_dir(domain, project)
+    assert remote != embedded
+    local = yaml.safe_load((embedded / "profiles.yml").read_text())["physician_dw"]
+    assert "secrets" not in local["outputs"]["mesh"]
+    text = (remote / "profiles.yml").read_text()
+    (secret,) = yaml.safe_load(text)["physician_dw"]["outputs"]["mesh"]["secrets"]
+    assert secret["type"] == "s3" and secret["key_id"] == "{{ env_var('AWS_ACCESS_KEY_ID') }}"
+    assert "key-id-value" not in text and "secret-value" not in text
