@@ -124,7 +124,8 @@ def build_mesh(
     """Build ``only`` the named domains (default: all) in the order of the domain graph.
 
     A domain starts once all its upstream domains (among those built) succeeded; independent
-    domains build side by side, up to ``parallel`` (default :func:`build_parallelism`).
+    domains build side by side, up to ``parallel`` (default :func:`build_parallelism`), each
+    in a worker process; a build of one domain (or ``parallel`` 1) runs in this process.
     ``on_event(domain, phase, result)`` reports progress: phase is ``start`` or ``end``.
     """
     domains = discover_domains()
@@ -139,7 +140,7 @@ def build_mesh(
     order = [n for level in domain_levels(domains) for n in level if n in wanted]
     parallel = parallel or build_parallelism()
     ref = _instance_ref(instance)
-    if parallel == 1 or ref is None:
+    if parallel == 1 or ref is None or len(order) == 1:  # one at a time: no worker pool
         run = lambda name: _build_domain(instance, name, options)  # noqa: E731
         _schedule(order, domains, report, on_event, run, None)
         return report
