@@ -1,5 +1,5 @@
-"""payer_dw (dbt) on tiny data: one real build of its upstream domains and of payer_dw, shared by
-read-only tests of its contracts and of its business rules on the real data."""
+"""payer_dw (dbt) on tiny data: one real build of its upstream domains and of payer_dw (the test
+session's), shared by read-only tests of its contracts and of its business rules on real data."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 import pytest
-from mesh_harness import Mesh, _make_mesh
+from mesh_harness import Mesh, built_copy
 
 from mesh_domains.platform import lake
 from mesh_domains.platform.dbt import DBT_PROJECTS, read_ports
@@ -19,18 +19,14 @@ from mesh_domains.platform.status import port_status
 
 pytestmark = pytest.mark.slow
 DOMAIN = "payer_dw"
-UPSTREAM = ("physician_master", "reference", "payer_master")
 PORTS = ("dim_plan", "dim_physician", "fact_claims", "gross_to_net", "plan_access")
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Iterator[Mesh]:
-    """A tiny mesh with payer_dw and the domains it reads built once."""
-    for mesh in _make_mesh(tmp_path_factory.mktemp(DOMAIN)):
-        report = mesh.build(*UPSTREAM, DOMAIN)
-        assert report.ok, [(r.domain, r.state, r.error) for r in report.results]
-        print("\nbuild seconds:", {r.domain: round(r.seconds, 1) for r in report.results})
-        yield mesh
+    """A tiny mesh with payer_dw and the domains it reads built once (a copy of the test
+    session's build of every domain)."""
+    yield from built_copy(tmp_path_factory, DOMAIN)
 
 
 def _query(sql: str, *readers: str) -> list[tuple]:
