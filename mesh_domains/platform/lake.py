@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable
 from contextlib import suppress
@@ -507,15 +508,12 @@ def input_port_versions(
     return {r.ref: current_version(con, r.domain, r.port) for r in refs}
 
 
-_catalog_turns: dict[str, Any] = {}
+_CATALOG_TURN = threading.RLock()
 
 
-def catalog_turn() -> Any:
+def catalog_turn() -> threading.RLock:
     """This process's turn at the lakes' catalogs: the re-entrant lock that every
     :func:`retrying` attempt holds, so that the process's catalog actions run one at a time
     (what a thread reads from the catalog outside :func:`retrying` should be read under it).
     """
-    import threading
-
-    # setdefault: one lock, even when two threads ask for it first at the same time
-    return _catalog_turns.setdefault("catalogs", threading.RLock())
+    return _CATALOG_TURN

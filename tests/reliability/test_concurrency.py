@@ -7,9 +7,9 @@ than the first ones) and both domains build at the same time as separate
 physician_master lake that is being published to — while 20 reader threads, each with its own
 DuckDB connection, query every port of both domains again and again: 10 through the consumers'
 read path (``lake.open_port``: served version pinned, no catalog), 10 through the live catalog
-(``lake.attach_port_reader``, READ_ONLY, each read under the platform's ``lake.retrying`` naming
-the catalog it reads: reads of one catalog take turns within the process, so that a commit
-waiting for the catalog gets it). The tests below prove that:
+(``lake.attach_port_reader``, READ_ONLY, each read under the platform's ``lake.retrying``: the
+process's catalog reads take turns, so that between two of them a waiting commit gets the
+catalog). The tests below prove that:
 
 - both builds succeed and publish a new version, and the pointer serves it;
 - neither kind of reader gets an error (in particular no SQLite "database is locked");
