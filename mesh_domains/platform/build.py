@@ -13,7 +13,6 @@ domains that do not depend on it still build.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import multiprocessing
 import os
 import time
@@ -102,8 +101,7 @@ def downstream_of(failed: str, domains: dict[str, Domain]) -> set[str]:
 
 
 # imported once by the worker server, so that forked workers start warm
-WORKER_PRELOAD = ("dagster", "duckdb", "mesh_domains.platform.ports", "mesh_domains.platform.dbt")
-WORKER_PRELOAD_OPTIONAL = ("dbt.cli.main", "dbt.adapters.duckdb", "pandera.ibis")
+WORKER_PRELOAD = ("mesh_domains.platform.warm",)
 
 
 def build_parallelism() -> int:
@@ -137,25 +135,31 @@ def build_mesh(
         )
     report = BuildReport()
     report.recovered = recover_dead_runs(instance)
-    order = [n for level in domain_levels(domains) for n in level if n in wanted]
+    levels = {n: i for i, level in enumerate(domain_levels(domains)) for n in level}
+    # of the domains ready to start, those more domains wait for go first, then the deeper
+    order = sorted(
+        (n for n in levels if n in wanted),
+        key=lambda n: (-len(downstream_of(n, domains) & wanted), -levels[n], n),
+    )
     parallel = parallel or build_parallelism()
     ref = _instance_ref(instance)
     if parallel == 1 or ref is None or len(order) == 1:  # one at a time: no worker pool
         run = lambda name: _build_domain(instance, name, options)  # noqa: E731
-        _schedule(order, domains, report, on_event, run, None)
+        _schedule(order, domains, report, on_event, run, None, 1)
         return report
     with ProcessPoolExecutor(
         max_workers=parallel, mp_context=_worker_context(), max_tasks_per_child=1
     ) as pool:
         env = dict(os.environ, MESH_BUILD_PID=str(os.getpid()))
         submit = lambda name: pool.submit(_build_in_worker, name, ref, env, options)  # noqa: E731
-        _schedule(order, domains, report, on_event, None, submit)
+        _schedule(order, domains, report, on_event, None, submit, parallel)
     return report
 
 
-def _schedule(order, domains, report, on_event, run, submit) -> None:
-    """Start each domain when its upstream domains are done: inline (``run``) or in workers
-    (``submit``); a failure skips everything downstream of it."""
+def _schedule(order, domains, report, on_event, run, submit, slots: int) -> None:
+    """Start each domain when its upstream domains are done, at most ``slots`` at once, in
+    the order given among those ready: inline (``run``) or in workers (``submit``); a failure
+    skips everything downstream of it."""
     pending, blocked = list(order), set()
     running: dict[Future, str] = {}
     finished: set[str] = set()
@@ -174,7 +178,7 @@ def _schedule(order, domains, report, on_event, run, submit) -> None:
                 finish(name, DomainResult(name, "skipped", error="an upstream domain failed"))
                 continue
             ups = {u for u in domains[name].upstream_domains if u in order}
-            if not ups <= finished:
+            if not ups <= finished or len(running) >= slots:
                 continue
             pending.remove(name)
             on_event(name, "start", None)
@@ -209,11 +213,7 @@ def _worker_context():
     global _context
     if _context is None:
         _context = multiprocessing.get_context("forkserver")
-        preload = list(WORKER_PRELOAD)
-        for name in WORKER_PRELOAD_OPTIONAL:
-            if importlib.util.find_spec(name.split(".")[0]) is not None:
-                preload.append(name)
-        _context.set_forkserver_preload(preload)
+        _context.set_forkserver_preload(list(WORKER_PRELOAD))
     return _context
 
 
@@ -408,6 +408,10 @@ def execute_domain(
     other in dependency order; the result is the last run's, or the first failed run's (a
     failed run stops the build: later runs would read what it did not publish)."""
     domain = discover_domains()[name]
+    if domain.toolchain == "dbt":
+        # the run's dbt runs in this process: load it before the code location, so a project
+        # that changed is parsed here once (not by a dbt process, then again for the runner)
+        importlib.import_module("dbt.cli.main")
     runs = domain_runs(domain)
     result = None
     for job_name, steps in runs:

@@ -15,6 +15,9 @@ Fixed cost is kept to what dbt needs. The code location reads the parsed ``manif
 check specs from it, without importing dbt or an adapter, so it loads fast. A build runs dbt
 in-process through dbt's programmatic runner (``dbtRunner``) with the parsed manifest handed in
 (kept as a pickle beside it), so no dbt process starts and nothing is parsed or selected twice.
+A process that has dbt imported already (a build's worker) parses a changed project in-process
+too and keeps the pickle from that same parse: a fresh clone's first build parses each project
+once, without starting a dbt process.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ DBT_PROJECTS = PROJECT_ROOT / "dbt_projects"
 DBT_MACROS = Path(__file__).resolve().parent / "dbt_macros"
 PORT_TAG = "port"
 DBT_LOG_TAIL = 40
+# the parsed Manifest object, kept beside manifest.json for the in-process runner
+PICKLE = "mesh_manifest.pickle"
 
 
 def dbt_executable() -> str:
@@ -140,28 +145,30 @@ def ensure_manifest(domain: Domain, project_dir: Path) -> Path:
         return manifest
     install_vendored_packages(domain, project_dir, profiles_dir)
     scratch = project_dir / "target" / f"parse-{os.getpid()}"
-    result = subprocess.run(
-        [
-            dbt_executable(),
-            "parse",
-            "--project-dir",
-            str(project_dir),
-            "--profiles-dir",
-            str(profiles_dir),
-            "--target-path",
-            str(scratch),
-            "--quiet",
-        ],
-        cwd=project_dir,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"domain {domain.name!r}: `dbt parse` failed for {project_dir}:\n"
-            f"{result.stdout[-4000:]}{result.stderr[-4000:]}"
+    args = [
+        "parse",
+        "--project-dir",
+        str(project_dir),
+        "--profiles-dir",
+        str(profiles_dir),
+        "--target-path",
+        str(scratch),
+        "--quiet",
+    ]
+    if "dbt.cli.main" in sys.modules:  # dbt is loaded here already: parse without a process
+        parsed = _parse_in_process(domain, project_dir, args)
+        _atomic_write(
+            project_dir / "target" / PICKLE, pickle.dumps((wanted, _manifest_state(parsed)))
         )
+    else:  # a code location: dbt's imports stay out of it
+        result = subprocess.run(
+            [dbt_executable(), *args], cwd=project_dir, capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"domain {domain.name!r}: `dbt parse` failed for {project_dir}:\n"
+                f"{result.stdout[-4000:]}{result.stderr[-4000:]}"
+            )
     # publish the parse atomically: a concurrent loader never sees half a manifest
     for name in ("partial_parse.msgpack", "manifest.json"):
         if (scratch / name).exists():
@@ -560,24 +567,29 @@ def load_manifest(domain: Domain, project_dir: Path):
     """dbt's parsed ``Manifest`` object for the runner, kept as a pickle next to the JSON one
     and made again (by dbt, in-process, with partial parsing) when the project changed."""
     stamp = project_dir / "target" / "mesh_parse.hash"
-    cached = project_dir / "target" / "mesh_manifest.pickle"
+    cached = project_dir / "target" / PICKLE
     wanted = stamp.read_text() if stamp.exists() else ""
     if cached.exists() and wanted:
         with cached.open("rb") as fh:
             key, state = pickle.load(fh)
         if key == wanted and isinstance(state, dict):
             return _manifest_from(state)
+    profiles_dir = profile_dir(domain, project_dir)
+    args = ["parse", "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir)]
+    parsed = _parse_in_process(domain, project_dir, [*args, "--quiet"])
+    _atomic_write(cached, pickle.dumps((wanted, _manifest_state(parsed))))
+    return parsed
+
+
+def _parse_in_process(domain: Domain, project_dir: Path, args: list[str]):
+    """``dbt parse`` through dbt's programmatic runner: the parsed ``Manifest``."""
     from dbt.cli.main import dbtRunner
 
-    profiles_dir = profile_dir(domain, project_dir)
-    result = dbtRunner().invoke(
-        ["parse", "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir), "--quiet"]
-    )
+    result = dbtRunner().invoke(args)
     if not result.success:
         raise RuntimeError(
             f"domain {domain.name!r}: dbt could not parse {project_dir}: {result.exception}"
         )
-    _atomic_write(cached, pickle.dumps((wanted, _manifest_state(result.result))))
     return result.result
 
 
@@ -630,6 +642,7 @@ def run_dbt(
         str(mesh_paths().data / "logs" / "dbt" / domain.name),
         "--indirect-selection",
         "empty",  # tests are selected by name, each with its step
+        "--no-write-json",  # the results come back in-process; no manifest to write again
         "--select",
         *select,
     ]
@@ -637,7 +650,7 @@ def run_dbt(
         args += ["--exclude", *exclude]
     if dbt_vars:
         args += ["--vars", json.dumps(dbt_vars)]
-    context.log.info(f"{domain.name}: dbt {' '.join(args[:1] + args[11:])}")
+    context.log.info(f"{domain.name}: dbt {' '.join(args[:1] + args[12:])}")
     result = dbtRunner(manifest=manifest).invoke(args)
     results = list(getattr(result.result, "results", None) or [])
     for r in results:
@@ -661,7 +674,7 @@ def run_dbt(
     if not result.success:
         raise dg.Failure(
             description=f"domain {domain.name!r}: dbt build failed in {project_dir}; "
-            f"nothing was published. dbt's artifacts are kept in {target}.\n"
+            f"nothing was published. dbt's compiled SQL is kept in {target}.\n"
             f"{_failed_nodes(result, results)}",
         )
     shutil.rmtree(target, ignore_errors=True)
