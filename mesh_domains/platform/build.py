@@ -13,7 +13,6 @@ domains that do not depend on it still build.
 from __future__ import annotations
 
 import importlib
-import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -33,6 +32,7 @@ from .partitions import window as period
 from .recovery import recover_dead_runs, run_tags
 from .settings import mesh_env, mesh_paths
 from .sources import deliveries, delivery_rules, partition_date
+from .workers import build_parallelism, worker_context
 
 
 @dataclass
@@ -100,18 +100,6 @@ def downstream_of(failed: str, domains: dict[str, Domain]) -> set[str]:
     return hit
 
 
-# imported once by the worker server, so that forked workers start warm
-WORKER_PRELOAD = ("mesh_domains.platform.warm",)
-
-
-def build_parallelism() -> int:
-    """How many domains may build at once: ``MESH_BUILD_PARALLEL``, default the cores."""
-    value = os.environ.get("MESH_BUILD_PARALLEL", "")
-    if value and not (value.isdigit() and int(value) >= 1):
-        raise ValueError(f"MESH_BUILD_PARALLEL={value!r} must be a whole number >= 1")
-    return int(value) if value else max(1, os.cpu_count() or 1)
-
-
 def build_mesh(
     instance: dg.DagsterInstance,
     only: Iterable[str] | None = None,
@@ -148,7 +136,7 @@ def build_mesh(
         _schedule(order, domains, report, on_event, run, None, 1)
         return report
     with ProcessPoolExecutor(
-        max_workers=parallel, mp_context=_worker_context(), max_tasks_per_child=1
+        max_workers=parallel, mp_context=worker_context(), max_tasks_per_child=1
     ) as pool:
         env = dict(os.environ, MESH_BUILD_PID=str(os.getpid()))
         submit = lambda name: pool.submit(_build_in_worker, name, ref, env, options)  # noqa: E731
@@ -203,18 +191,6 @@ def _instance_ref(instance: dg.DagsterInstance):
         return instance.get_ref()
     except Exception:  # noqa: BLE001 — an ephemeral instance cannot be shared: build inline
         return None
-
-
-_context = None
-
-
-def _worker_context():
-    """A forkserver that has imported the heavy libraries once: workers fork from it warm."""
-    global _context
-    if _context is None:
-        _context = multiprocessing.get_context("forkserver")
-        _context.set_forkserver_preload(list(WORKER_PRELOAD))
-    return _context
 
 
 def _build_in_worker(name: str, ref, env: dict[str, str], options) -> DomainResult:

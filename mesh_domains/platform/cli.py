@@ -18,6 +18,7 @@ from . import instance_config
 from .kitchens.cli import kitchen_app
 from .scaffold import new_domain_command
 from .settings import CANARY, KITCHEN_VAR, default_dagster_home, mesh_env, mesh_paths
+from .workers import start_workers
 
 app = typer.Typer(
     help="Data Mesh Factory: build and run a data mesh on Dagster.",
@@ -210,6 +211,8 @@ def build(
 
     Partitioned ports are built for every period the landing zone holds, as one run.
     """
+    if not domain or len(domain) > 1:
+        start_workers()  # loads while this process imports and opens the instance
     from .build import BuildOptions
 
     _build_and_report(domain, BuildOptions(params=_parameters(set_ or [], domain)))
@@ -242,6 +245,8 @@ def backfill(
     if window[0] > window[1]:
         raise typer.BadParameter(f"--from {start} is after --to {end}")
     chosen = [domain, *(sorted(downstream_of(domain, domains)) if downstream else [])]
+    if len(chosen) > 1:
+        start_workers()
     options = BuildOptions(window=window, params=_parameters(set_ or [], chosen))
     _build_and_report(chosen, options, title=f"mesh backfill {start}..{end}")
 
@@ -330,6 +335,7 @@ def demo(
     seed: Annotated[int, typer.Option()] = DEFAULT_SEED,
 ) -> None:
     """Generate the landing zone, then build the whole mesh and print its status."""
+    start_workers()  # the build's worker server loads while the data is generated
     generate(scale=scale, seed=seed)
     build(domain=None, set_=None)
 

@@ -577,8 +577,9 @@ def load_manifest(domain: Domain, project_dir: Path):
     profiles_dir = profile_dir(domain, project_dir)
     args = ["parse", "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir)]
     parsed = _parse_in_process(domain, project_dir, [*args, "--quiet"])
-    _atomic_write(cached, pickle.dumps((wanted, _manifest_state(parsed))))
-    return parsed
+    data = pickle.dumps((wanted, _manifest_state(parsed)))
+    _atomic_write(cached, data)
+    return _manifest_from(pickle.loads(data)[1])  # its own objects, as from the cache
 
 
 def _parse_in_process(domain: Domain, project_dir: Path, args: list[str]):
@@ -623,12 +624,10 @@ def run_dbt(
     dbt_vars: dict | None = None,
 ):
     """``dbt build`` of ``select`` into staging, in-process; yields dbt tests as checks."""
-    import copy
-
     from dbt.cli.main import dbtRunner
 
-    # dbt mutates what it runs: each run gets its own copy
-    manifest = _manifest_from(copy.deepcopy(_manifest_state(load_manifest(domain, project_dir))))
+    # dbt mutates what it runs: each run gets its own (load_manifest never hands one out twice)
+    manifest = load_manifest(domain, project_dir)
     target = project_dir / "target" / f"run-{context.run.run_id[:8]}-{os.getpid()}"
     args = [
         "build",
