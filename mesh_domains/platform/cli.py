@@ -307,7 +307,8 @@ def _build_and_report(domain, options, title: str = "mesh build") -> None:
         else:
             spinner.stop()
 
-    console.print(f"building the mesh ({len(domains)} domains) on {instance.root_directory}")
+    what = f"{len(domains)} domains" if not domain else ", ".join(domain)
+    console.print(f"building the mesh ({what}) on {instance.root_directory}")
     try:
         report = build_mesh(instance, only=domain, on_event=progress, options=options)
     finally:
