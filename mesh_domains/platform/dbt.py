@@ -156,10 +156,7 @@ def ensure_manifest(domain: Domain, project_dir: Path) -> Path:
         "--quiet",
     ]
     if "dbt.cli.main" in sys.modules:  # dbt is loaded here already: parse without a process
-        parsed = _parse_in_process(domain, project_dir, args)
-        _atomic_write(
-            project_dir / "target" / PICKLE, pickle.dumps((wanted, _manifest_state(parsed)))
-        )
+        _keep_manifest(project_dir, wanted, _parse_in_process(domain, project_dir, args))
     else:  # a code location: dbt's imports stay out of it
         result = subprocess.run(
             [dbt_executable(), *args], cwd=project_dir, capture_output=True, text=True, check=False
@@ -576,10 +573,17 @@ def load_manifest(domain: Domain, project_dir: Path):
             return _manifest_from(state)
     profiles_dir = profile_dir(domain, project_dir)
     args = ["parse", "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir)]
-    parsed = _parse_in_process(domain, project_dir, [*args, "--quiet"])
-    data = pickle.dumps((wanted, _manifest_state(parsed)))
-    _atomic_write(cached, data)
-    return _manifest_from(pickle.loads(data)[1])  # its own objects, as from the cache
+    return _keep_manifest(
+        project_dir, wanted, _parse_in_process(domain, project_dir, [*args, "--quiet"])
+    )
+
+
+def _keep_manifest(project_dir: Path, key: str, parsed):
+    """Keep a parsed ``Manifest`` as the pickle :func:`load_manifest` reads (valid while the
+    parse stamp is ``key``); returns a copy with its own objects, as from the cache."""
+    data = pickle.dumps((key, _manifest_state(parsed)))
+    _atomic_write(project_dir / "target" / PICKLE, data)
+    return _manifest_from(pickle.loads(data)[1])
 
 
 def _parse_in_process(domain: Domain, project_dir: Path, args: list[str]):
