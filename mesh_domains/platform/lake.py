@@ -13,6 +13,7 @@ version history come from the catalog, attached read-only (:func:`attach_port_re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -218,7 +219,8 @@ def write_pointer(con: duckdb.DuckDBPyConnection, domain: str, version: int, por
             f"select commit_extra_info from {alias}.snapshots() where snapshot_id = ?", [version]
         ).fetchone()
     )
-    lineage = commit_lineage(json.loads(extra[0])) if extra and extra[0] else {}
+    info = json.loads(extra[0]) if extra and extra[0] else {}
+    lineage = commit_lineage(info)
     for port in ports:
         files = retrying(
             lambda port=port: con.execute(
@@ -231,6 +233,7 @@ def write_pointer(con: duckdb.DuckDBPyConnection, domain: str, version: int, por
             raise RuntimeError(f"{domain}/{port} v{version} has delete files; not supported")
         pointer["ports"][port] = {
             "version": version,
+            "content_version": content_version(info, port, version),
             "files": [f.removeprefix(data_path) for f, _ in files],
             "lineage": lineage,
         }
@@ -238,6 +241,28 @@ def write_pointer(con: duckdb.DuckDBPyConnection, domain: str, version: int, por
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_text(json.dumps(pointer, indent=1))
     os.replace(tmp, path)
+
+
+def content_version(info: dict, port: str, version: int) -> int:
+    """The version whose content ``port`` at ``version`` has: the earliest of the versions
+    before it with the same rows (a rebuild from the same inputs publishes a new version of the
+    same content, which changes nothing for consumers), or ``version`` itself."""
+    same_as = ((info.get("ports") or {}).get(port) or {}).get("same_as")
+    return int(same_as) if same_as is not None else version
+
+
+def fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """An order-free digest of a table's columns and rows: equal for equal content."""
+    columns = con.execute(f"describe {table}").fetchall()
+    rows, first, second = con.execute(
+        f"select count(*), sum(hash(t)::hugeint), bit_xor(hash(t, 'mesh')) from {table} t"
+    ).fetchone()
+    schema = ",".join(f"{name}:{kind}" for name, kind, *_ in columns)
+    return f"{rows}:{first or 0}:{second or 0}:{hash_text(schema)}"
+
+
+def hash_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def commit_lineage(info: dict) -> dict[str, int]:
@@ -267,6 +292,7 @@ class Served(NamedTuple):
     version: int
     files: list[str]
     lineage: dict[str, int]
+    content_version: int | None = None  # the version with the same content (see content_version)
 
 
 def read_pointer(path: Path) -> dict[str, Served]:
@@ -284,6 +310,7 @@ def read_pointer(path: Path) -> dict[str, Served]:
             entry["version"],
             [f if os.path.isabs(f) or "://" in f else base + f for f in entry["files"]],
             entry.get("lineage", {}),
+            entry.get("content_version", entry["version"]),
         )
         for name, entry in pointer["ports"].items()
     }
@@ -316,12 +343,12 @@ def served_ports(producer: str) -> dict[str, Served]:
 
 def port_history(
     con: duckdb.DuckDBPyConnection, consumer: str, producer: Domain, port: str
-) -> list[tuple[int, dict[str, int]]]:
-    """Every published version of ``producer``'s ``port`` with its lineage, newest first
-    (the producer's catalog attached read-only for ``consumer``, grants checked)."""
+) -> list[tuple[int, dict[str, int], int]]:
+    """Every published version of ``producer``'s ``port`` with its lineage and content version,
+    newest first (the producer's catalog attached read-only for ``consumer``, grants checked)."""
     attach_port_reader(con, consumer, producer, [port])
     return [
-        (v.version, commit_lineage(v.info))
+        (v.version, commit_lineage(v.info), v.content_version)
         for v in reversed(port_versions(con, producer.name, port))
     ]
 
@@ -392,6 +419,10 @@ class PortVersion:
     published_at: datetime
     info: dict[str, Any]
 
+    @property
+    def content_version(self) -> int:
+        return content_version(self.info, self.port, self.version)
+
 
 def port_versions(con: duckdb.DuckDBPyConnection, domain: str, port: str) -> list[PortVersion]:
     """Every published version of ``port`` in ``domain``'s (attached) lake, oldest first."""
@@ -408,6 +439,27 @@ def port_versions(con: duckdb.DuckDBPyConnection, domain: str, port: str) -> lis
         if port in info.get("ports", {}):
             versions.append(PortVersion(port, snapshot_id, ts, info))
     return versions
+
+
+def latest_versions(
+    con: duckdb.DuckDBPyConnection, domain: str, ports: Iterable[str]
+) -> dict[str, PortVersion]:
+    """The current version of each of ``ports`` that has one (one read of the catalog)."""
+    wanted, out = set(ports), {}
+    rows = retrying(
+        lambda: con.execute(
+            f"select snapshot_id, snapshot_time, commit_extra_info "
+            f"from {lake_alias(domain)}.snapshots() where commit_extra_info is not null "
+            f"order by snapshot_id desc"
+        ).fetchall()
+    )
+    for snapshot_id, ts, extra in rows:
+        info = json.loads(extra)
+        for port in wanted.intersection(info.get("ports", {})) - set(out):
+            out[port] = PortVersion(port, snapshot_id, ts, info)
+        if len(out) == len(wanted):
+            break
+    return out
 
 
 def current_version(con: duckdb.DuckDBPyConnection, domain: str, port: str) -> int | None:

@@ -17,6 +17,11 @@ force every week of every fact to be rebuilt). Its versions record their lineage
 (the commit's, with the partitions it replaced) and pass it on, but the comparison is made
 between the whole-table ports a consumer reads — dimensions and marts, rebuilt whole, whose
 lineage holds for every row — which is where shared entities are described.
+
+Versions in lineages are *content versions*: a version published with exactly the rows of its
+predecessor (a rebuild from the same inputs, e.g. a master rebuilt because a new week of Rx
+arrived with no new prescriber) stands for the earliest version with that content. Consumers
+built on the older version have not drifted, and process linkage does not rebuild them.
 """
 
 from __future__ import annotations
@@ -40,11 +45,12 @@ class Pin:
     version: int | None
     lineage: dict[str, int] = field(default_factory=dict)
     compared: bool = True  # False for a partitioned port (see the module's docstring)
+    content: int | None = None  # the version with the same content (lake.content_version)
 
     def derives(self) -> dict[str, int]:
-        """The upstream versions this pin stands for, itself included."""
-        own = {self.ref: self.version} if self.version is not None else {}
-        return {**self.lineage, **own}
+        """The upstream (content) versions this pin stands for, itself included."""
+        own = self.content if self.content is not None else self.version
+        return {**self.lineage, **({self.ref: own} if own is not None else {})}
 
 
 def merged_lineage(pins: dict[str, Pin]) -> dict[str, int]:
@@ -96,13 +102,14 @@ def drift_message(domain: Domain, pins: dict[str, Pin], found: dict[str, dict[st
 
 
 def consistent_pins(
-    pins: dict[str, Pin], history: Callable[[str], list[tuple[int, dict[str, int]]]]
+    pins: dict[str, Pin], history: Callable[[str], list[tuple]]
 ) -> dict[str, Pin] | None:
     """The newest set of input versions that agree, or None if no published set does.
 
     For each drifted upstream port, tries its versions newest first: every input that derives
     from it falls back to its newest version (never newer than the pinned one) built from that
-    upstream version. ``history(ref)`` lists an input's versions with lineages, newest first.
+    upstream version. ``history(ref)`` lists an input's versions newest first, each as
+    ``(version, lineage)`` or ``(version, lineage, content version)``.
     """
     current = dict(pins)
     for _ in range(8):  # each round settles one upstream port; mesh chains are short
@@ -116,10 +123,11 @@ def consistent_pins(
                 pin = current[ref]
                 match = next(
                     (
-                        Pin(ref, version, lineage, pin.compared)
-                        for version, lineage in history(ref)
+                        candidate
+                        for version, lineage, *content in history(ref)
                         if pin.version is None or version <= pin.version
-                        if Pin(ref, version, lineage).derives().get(upstream) == target
+                        for candidate in [Pin(ref, version, lineage, pin.compared, *content[:1])]
+                        if candidate.derives().get(upstream) == target
                     ),
                     None,
                 )

@@ -181,7 +181,8 @@ def attach_inputs(con: duckdb.DuckDBPyConnection, domain: Domain) -> PinnedInput
         served = pointers[ref.domain].get(ref.port)
         partitioned = producers[ref.domain].output_port(ref.port).partition is not None
         lineage = dict(served.lineage) if served else {}
-        pins[ref.ref] = Pin(ref.ref, version, lineage, compared=not partitioned)
+        content = served.content_version if served and served.version == version else None
+        pins[ref.ref] = Pin(ref.ref, version, lineage, compared=not partitioned, content=content)
     repinned: dict[str, tuple[int | None, int | None]] = {}
     found = conflicts(pins)
     if found:
@@ -354,11 +355,13 @@ def audit_and_publish(
             + f"\nNothing was published: the previous versions of {domain.name} stay served; "
             f"the staged tables are kept in {mesh_paths().staging_db(domain.name)} for diagnosis.",
         )
-    changed = changed_inputs(build, ports)
+    previous = lake.latest_versions(build.con, domain.name, [p.name for p in ports])
+    changed = changed_inputs(build, ports, previous)
     partitions = {p.name: list(build.scope.keys) for p in ports if p.partition and build.scope}
     variation = {"env": mesh_env(), **({"params": build.params} if build.params else {})}
+    identity = content_identity(build.con, ports, build.scope, previous)
     info = {
-        "ports": {r.port: {"rows": r.rows} for r in reports},
+        "ports": {r.port: {"rows": r.rows, **identity.get(r.port, {})} for r in reports},
         "run_id": context.run.run_id,
         "code_version": version,
         "git_sha": git_sha(),
@@ -403,6 +406,11 @@ def audit_and_publish(
                 "variation_detail": dg.MetadataValue.json(variation),
                 "partitions": dg.MetadataValue.json(partitions.get(r.port, [])),
                 "mesh/changed": dg.MetadataValue.json(changed),
+                **(
+                    {"mesh/unchanged": True, "content_version": identity[r.port]["same_as"]}
+                    if "same_as" in identity.get(r.port, {})
+                    else {}
+                ),
                 "lake": dg.MetadataValue.path(str(mesh_paths().lake_dir(domain.name))),
                 "duration_s": round(time.monotonic() - started, 3),
                 **build.metadata.get(r.port, {}),
@@ -417,7 +425,30 @@ def audit_and_publish(
     yield from warnings
 
 
-def changed_inputs(build: BuildContext, ports: list[OutputPort]) -> dict[str, list[str]]:
+def content_identity(
+    con, ports: list[OutputPort], scope: PartitionScope | None, previous: dict
+) -> dict[str, dict]:
+    """For each port published whole: its content's fingerprint, and ``same_as`` (the content
+    version of the served version) when the staged rows are exactly the served ones. Such a
+    version changes nothing for consumers: their lineage still holds (no drift) and process
+    linkage starts nobody for it (:mod:`.lineage`, :mod:`.sensors`)."""
+    out: dict[str, dict] = {}
+    for p in ports:
+        if p.partition and scope is not None:  # partitions replaced: the keys say what changed
+            continue
+        entry = {"fingerprint": lake.fingerprint(con, f"main.{p.name}")}
+        before = previous.get(p.name)
+        if before is not None:
+            old = (before.info.get("ports") or {}).get(p.name) or {}
+            if old.get("fingerprint") == entry["fingerprint"]:
+                entry["same_as"] = before.content_version
+        out[p.name] = entry
+    return out
+
+
+def changed_inputs(
+    build: BuildContext, ports: list[OutputPort], previous: dict | None = None
+) -> dict[str, list[str]]:
     """What this publish changes for consumers, as partition keys per asset: the partitions
     of partitioned ports it replaces, and the landing partitions whose deliveries are new or
     different since the previous version (a consumer that ingests the same source rebuilds
@@ -428,9 +459,11 @@ def changed_inputs(build: BuildContext, ports: list[OutputPort]) -> dict[str, li
             if p.partition:
                 changed[p.ref] = list(build.scope.keys)
     before: dict[str, dict[str, str]] = {}
-    previous = lake.latest_info(build.con, build.domain.name, ports[0].name)
-    if previous is not None:
-        before = previous.get("delivery_versions") or {}
+    if previous is None:
+        previous = lake.latest_versions(build.con, build.domain.name, [ports[0].name])
+    latest = previous.get(ports[0].name)
+    if latest is not None:
+        before = latest.info.get("delivery_versions") or {}
     for source, versions in build.delivery_versions.items():
         cadence = build.domain.source(source).partitioning
         new = sorted(

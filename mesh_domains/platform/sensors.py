@@ -15,8 +15,12 @@ inside a domain, is declarative automation: see :func:`.definitions.port_automat
   When an upstream domain publishes (a materialization that carries a port version), the
   domain is started exactly once per upstream run (run key = that run id), with the partitions
   the upstream publish changed mapped onto its own partitioned ports, the upstream run's
-  variation and parameters on the run's tags and config. A domain never built is built whole
-  instead (as ``mesh build`` builds it), once for the publishes it waited for.
+  variation and parameters on the run's tags and config. Only what the publish changed is
+  rebuilt: an unpartitioned port follows when something it reads has new content — a port
+  version with exactly the rows of the one before (``mesh/unchanged``, e.g. a master rebuilt
+  for a new week of Rx that brought no new prescriber) starts nothing by itself. A domain never
+  built is built whole instead (as ``mesh build`` builds it), once for the publishes it waited
+  for.
 
 Both wait while an input port of another domain has never been published (say its producer's
 code server is down before its first build): a run started then could only fail. The arrival
@@ -154,6 +158,25 @@ def partitions_to_build(graph: DomainGraph, changed: dict[str, list[str]]) -> di
                 keys.update(map_keys(source_cadence, cadence, changed[dep]))
         if keys:
             out[name] = sorted(keys)
+    return out
+
+
+def unpartitioned_to_build(
+    graph: DomainGraph, changed: dict[str, list[str]], targets: dict[str, list[str]]
+) -> set[str]:
+    """The unpartitioned ports to rebuild for ``changed``: those that read something it
+    changed (an input port's new content, a landing source's new deliveries), or a port of
+    their own domain being rebuilt (``targets``' partitions, or one of these)."""
+    reached = set(changed) | {f"{graph.domain.name}/{n}" for n in targets}
+    out: set[str] = set()
+    grown = True
+    while grown:
+        grown = False
+        for name in graph.unpartitioned():
+            if name not in out and reached.intersection(graph.deps[name]):
+                out.add(name)
+                reached.add(f"{graph.domain.name}/{name}")
+                grown = True
     return out
 
 
@@ -418,6 +441,8 @@ def linkage_sensor(graph: DomainGraph, jobs: Sequence | None = None) -> dg.Senso
                     record.run_id, {"domain": ref.domain, "versions": {}, "changed": {}}
                 )
                 run["versions"][ref.ref] = meta["port_version"]
+                if not meta.get("mesh/unchanged") and _cadence_of(ref.ref) is None:
+                    run["changed"].setdefault(ref.ref, [])  # new content, published whole
                 for key, keys in (meta.get("mesh/changed") or {}).items():
                     run["changed"][key] = sorted(set(run["changed"].get(key, [])) | set(keys))
                 variation = meta.get("variation_detail") or {}
@@ -471,8 +496,9 @@ def _first_build(publishes: dict[str, dict]) -> dict[str, dict]:
 
 
 def _linkage_requests(graph: DomainGraph, run_id: str, run: dict) -> list[dg.RunRequest]:
-    """One run per upstream publish; per job when the domain has several (one partitioning
-    each): the partitions the publish changed, and the unpartitioned ports with the main job."""
+    """One run per upstream publish that changed something this domain reads; per job when
+    the domain has several (one partitioning each): the partitions the publish changed, and the
+    unpartitioned ports that read what it changed (all of them when it carries parameters)."""
     tags = {
         DOMAIN_TAG: graph.domain.name,
         "mesh/trigger": "process linkage",
@@ -484,13 +510,14 @@ def _linkage_requests(graph: DomainGraph, run_id: str, run: dict) -> list[dg.Run
     if run.get("first_build"):
         return first_build_requests(graph, tags, f"linkage:{run_id}")
     targets = partitions_to_build(graph, run["changed"])
+    # a run with parameters is handed over whole: they may change what this domain builds
+    whole = set(graph.unpartitioned()) if run.get("params") else set()
+    rebuilt = whole | unpartitioned_to_build(graph, run["changed"], targets)
     requests = []
     for job, names in graph.jobs_of(graph.steps).items():
         keys = sorted({k for n, ks in targets.items() if n in names for k in ks})
-        if keys:
-            job_tags = {**tags, **_range_tags(keys)}
-        else:
-            job_tags, names = tags, [n for n in names if not graph.port(n).partition]
+        job_tags = {**tags, **_range_tags(keys)} if keys else tags
+        names = [n for n in names if n in rebuilt or (keys and n in targets)]
         if not names:
             continue
         requests.append(

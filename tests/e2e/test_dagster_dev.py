@@ -159,7 +159,6 @@ def test_a_dropped_delivery_propagates_with_dagster_dev_running(
             assert len(arrivals) == 1 and arrivals[0].status == dg.DagsterRunStatus.SUCCESS
             assert warehouse.tags["mesh/upstream_run"] == arrivals[0].run_id
             assert materialized(type("M", (), {"instance": instance})(), warehouse.run_id) == {
-                "dim_physician": [None],
                 "fact_rx_weekly": [NEW_KEY],
                 "physician_brand_share": [None],
                 "territory_performance": [None],

@@ -1,8 +1,9 @@
 """Data linkage without drift, on the real mesh: brand_analytics joins physician_dw and payer_dw,
 which both derive their physician dimension from physician_master/physicians.
 
-Rebuilding physician_master and only physician_dw leaves the two warehouses built from different
-versions of the master: brand_analytics refuses to publish and names both paths; its dev
+Rebuilding physician_master from the same inputs publishes the same content (no drift); a new
+AMA file changes it, and rebuilding only physician_dw leaves the two warehouses built from
+different versions of the master: brand_analytics refuses to publish and names both paths; its dev
 variation (``on_drift: pin_consistent``) publishes from the newest set that agrees; once payer_dw
 catches up, the CI build publishes from the newest versions.
 """
@@ -48,6 +49,17 @@ def failure_text(result: dg.ExecuteInProcessResult) -> str:
     return "\n".join(texts)
 
 
+def amend_ama(mesh) -> None:
+    """The AMA file is re-delivered with one physician's status changed."""
+    path = mesh.landing_file("ama_physician")
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    fields = lines[1].split(",")
+    column = header.index("status")
+    fields[column] = "retired" if fields[column] != "retired" else "active"
+    path.write_text("\n".join([lines[0], ",".join(fields), *lines[2:]]) + "\n")
+
+
 def test_drifted_warehouses_are_refused_pinned_in_dev_and_published_after_catch_up(built_mesh):
     mesh = built_mesh  # every domain built once, from the same master version
     physicians_v1 = served("physician_master")["physicians"].version
@@ -56,10 +68,19 @@ def test_drifted_warehouses_are_refused_pinned_in_dev_and_published_after_catch_
     segments_v1 = served("brand_analytics")["physician_segments"].version
     assert commit_info("brand_analytics", segments_v1)["lineage"][PHYSICIANS] == physicians_v1
 
-    # physician_master and only physician_dw are rebuilt: the warehouses drift apart
+    # a rebuild from the same inputs publishes the same content: no drift, nobody is behind
+    assert mesh.run_job("physician_master").success
+    same = served("physician_master")["physicians"]
+    assert same.version > physicians_v1 and same.content_version == physicians_v1
+    assert mesh.run_job("brand_analytics").success
+    segments_v1 = served("brand_analytics")["physician_segments"].version
+
+    # a new AMA file changes the master; only physician_dw is rebuilt: the warehouses drift apart
+    amend_ama(mesh)
     assert mesh.run_job("physician_master").success
     physicians_v2 = served("physician_master")["physicians"].version
-    assert physicians_v2 > physicians_v1
+    assert physicians_v2 > same.version
+    assert served("physician_master")["physicians"].content_version == physicians_v2
     assert mesh.run_job("physician_dw").success
     dw_dim = served("physician_dw")["dim_physician"]
     assert dw_dim.lineage[PHYSICIANS] == physicians_v2
