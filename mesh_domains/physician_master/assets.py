@@ -5,6 +5,11 @@ become golden records of their own (``rx_only``). CRM accounts are matched to a 
 NPI when the NPI is present and the names agree, else by name (nickname-aware, Jaro-Winkler on
 the surname) within the same state; accounts that match neither stay out of the cross-reference
 and are counted in the match metrics.
+
+The CRM matching is the costly part (a name join within state and given name) and depends only
+on the AMA file and the CRM accounts: when the served version was matched by this code from the
+same AMA and CRM deliveries — a new week of Rx arrived, nothing else — its CRM matches are reused
+and only the golden records and the Rx cross-reference are computed again.
 """
 
 from __future__ import annotations
@@ -92,17 +97,13 @@ def master_physicians(build: BuildContext) -> dict:
             "where prescriber_npi in (select npi from ama_subset)"
         )
         ama, rx = "ama_subset", "rx_subset"
-    con.execute(f"""
-        create or replace temp table crm_current as
-        with ranked as (
-            select *, row_number() over (partition by crm_id order by changed_at desc) as rn
-            from {crm}
+    reused = build.unchanged_since_served("physician_xref", "ama_physician", "crm_accounts")
+    if reused is None:
+        _current_accounts(build, crm)
+    else:  # the same AMA and CRM deliveries: the matches cannot differ, only the count is needed
+        con.execute(
+            f"create or replace temp table crm_current as select distinct crm_id from {crm}"
         )
-        select crm_id, npi, first_name, last_name, state,
-               coalesce(n.given_name, lower(first_name)) as given_name
-        from ranked left join nicknames n on n.nickname = lower(first_name)
-        where rn = 1
-    """)
     build.stage(
         "physicians",
         f"""
@@ -129,6 +130,60 @@ def master_physicians(build: BuildContext) -> dict:
         from golden
     """,
     )
+    if reused is None:
+        _match_accounts(build)
+    else:
+        build.log.info(
+            f"physician_master: AMA and CRM deliveries unchanged since version {reused}: "
+            "its CRM matches are reused"
+        )
+        con.execute(f"""
+            create or replace temp table crm_matches as
+            select source_id as crm_id, mesh_id, match_method, match_score
+            from {build.served("physician_xref")} where source_system = 'crm'
+        """)
+    con.execute("""
+        update main.physicians p set crm_accounts = m.n
+        from (select mesh_id, count(*)::bigint as n from crm_matches group by mesh_id) m
+        where m.mesh_id = p.mesh_id
+    """)
+    build.stage(
+        "physician_xref",
+        f"""
+        select 'ama' as source_system, a.me_number as source_id, p.mesh_id,
+               'identity' as match_method, 1.0::double as match_score
+        from {ama} a join main.physicians p using (npi)
+        union all
+        select 'rx', r.npi, p.mesh_id, 'identity', 1.0::double
+        from (select distinct prescriber_npi as npi from {rx}) r join main.physicians p using (npi)
+        union all
+        select 'crm', crm_id, mesh_id, match_method, round(match_score, 4)::double
+        from crm_matches
+    """,
+    )
+    metrics = _metrics(build) | {"crm_matches_reused_from_version": reused or 0}
+    return {"physicians": metrics, "physician_xref": metrics}
+
+
+def _current_accounts(build: BuildContext, crm: str) -> None:
+    """Each CRM account's latest state, with its given name resolved from nicknames."""
+    build.con.execute(f"""
+        create or replace temp table crm_current as
+        with ranked as (
+            select *, row_number() over (partition by crm_id order by changed_at desc) as rn
+            from {crm}
+        )
+        select crm_id, npi, first_name, last_name, state,
+               coalesce(n.given_name, lower(first_name)) as given_name
+        from ranked left join nicknames n on n.nickname = lower(first_name)
+        where rn = 1
+    """)
+
+
+def _match_accounts(build: BuildContext) -> None:
+    """Match each current CRM account to a golden record: by NPI when the names agree, else by
+    name within the state."""
+    con = build.con
     con.execute(f"""
         create or replace temp table crm_matches as
         with by_npi as (
@@ -154,26 +209,6 @@ def master_physicians(build: BuildContext) -> dict:
         )
         select * from npi_ok union all select * from by_name
     """)
-    con.execute("""
-        update main.physicians p set crm_accounts = m.n
-        from (select mesh_id, count(*)::bigint as n from crm_matches group by mesh_id) m
-        where m.mesh_id = p.mesh_id
-    """)
-    build.stage(
-        "physician_xref",
-        f"""
-        select 'ama' as source_system, a.me_number as source_id, p.mesh_id,
-               'identity' as match_method, 1.0::double as match_score
-        from {ama} a join main.physicians p using (npi)
-        union all
-        select 'rx', r.npi, p.mesh_id, 'identity', 1.0::double
-        from (select distinct prescriber_npi as npi from {rx}) r join main.physicians p using (npi)
-        union all
-        select 'crm', crm_id, mesh_id, match_method, round(match_score, 4)::double
-        from crm_matches
-    """,
-    )
-    return {"physicians": _metrics(build), "physician_xref": _metrics(build)}
 
 
 def _metrics(build: BuildContext) -> dict:

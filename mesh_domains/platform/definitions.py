@@ -235,6 +235,7 @@ def python_assets(domain: Domain, builder: PortBuilder) -> dg.AssetsDefinition:
         with user_errors(domain, ports), _staging(domain) as con:
             build = BuildContext(domain, con, context.log, scope=partition_scope(context, ports))
             build.params = given_parameters(context)
+            build.code_version = version
             build.input_versions = attach_inputs(con, domain)
             extra = builder.fn(build) or {}
             for port, meta in extra.items():

@@ -109,6 +109,7 @@ class BuildContext:
     metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
     scope: PartitionScope | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    code_version: str = ""
 
     def source(self, name: str, *, latest_only: bool = False) -> str:
         """Check and load a raw source's deliveries; returns the staging table holding them."""
@@ -141,6 +142,32 @@ class BuildContext:
             )
         producer, port = ref.split("/")
         return f"{producer}.{port}"
+
+    def served(self, port: str) -> str:
+        """The domain's own port as served now (its latest version), e.g. to reuse part of it."""
+        self.domain.output_port(port)
+        return f"{lake.lake_alias(self.domain.name)}.main.{port}"
+
+    def unchanged_since_served(self, port: str, *sources: str) -> int | None:
+        """The served version of ``port`` if it was built by this code, in this variation, from
+        exactly the deliveries of ``sources`` loaded now (call after :meth:`source`): what it
+        derived from those sources alone can be reused instead of computed again. None if not
+        (or if there is no served version)."""
+        latest = lake.latest_versions(self.con, self.domain.name, [port]).get(port)
+        if latest is None or self.scope is not None:
+            return None
+        info = latest.info
+        variation = info.get("variation") or {}
+        same = (
+            info.get("code_version") == self.code_version
+            and variation.get("env") == mesh_env()
+            and (variation.get("params") or {}) == self.params
+            and all(
+                (info.get("delivery_versions") or {}).get(s) == self.delivery_versions.get(s)
+                for s in sources
+            )
+        )
+        return latest.version if same else None
 
     def stage(self, port: str, sql: str) -> None:
         """Write ``sql``'s result as the staged table of output port ``port``."""

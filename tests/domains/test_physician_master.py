@@ -79,6 +79,48 @@ def test_rerun_publishes_a_new_version_with_identical_content_and_keeps_the_old(
     assert stable == [(0,)]
 
 
+def _reused(mesh) -> int:
+    event = mesh.instance.get_latest_materialization_event(dg.AssetKey([DOMAIN, "physicians"]))
+    return event.asset_materialization.metadata["crm_matches_reused_from_version"].value
+
+
+def test_crm_matches_are_reused_only_while_ama_and_crm_deliveries_are_unchanged(mesh):
+    """A rebuild with the same AMA and CRM deliveries (a new week of Rx, say) reuses the served
+    version's CRM matches and publishes exactly what matching again would; a new CRM delivery
+    matches again."""
+    assert mesh.run_job(DOMAIN).success
+    assert _reused(mesh) == 0  # nothing served before: matched
+    v1 = _read("select max(snapshot_id) from physician_master_lake.snapshots()")[0][0]
+    xref = "select * from physician_master_lake.main.physician_xref"
+    physicians = "select * from physician_master_lake.main.physicians"
+    matched = (_read(f"{xref} order by all"), _read(f"{physicians} order by all"))
+
+    week = mesh.landing_file("rx_weekly")  # a new week: the newest, re-dated, one prescriber new
+    new_week = week.parent.parent / "2026-11-07" / week.name
+    new_week.parent.mkdir()
+    lines = week.read_text().splitlines()
+    header = lines[0].split(",")
+    row = lines[1].split(",")
+    row[header.index("week_ending")] = "2026-11-07"
+    row[header.index("prescriber_npi")] = "1234567893"  # a valid NPI the AMA file lacks
+    new_week.write_text("\n".join([lines[0], ",".join(row)]) + "\n")
+    assert mesh.run_job(DOMAIN).success
+    assert _reused(mesh) == v1
+    xref_reused = _read(f"{xref} order by all")
+    assert [r for r in xref_reused if r[0] == "crm"] == [r for r in matched[0] if r[0] == "crm"]
+    assert ("rx", "1234567893") in {r[:2] for r in xref_reused}
+    assert _read(f"{physicians} where npi = '1234567893'")[0][10] == "rx_only"
+
+    crm = mesh.landing_file("crm_accounts")  # a CRM account renamed: match again
+    lines = crm.read_text().splitlines()
+    header = lines[0].split(",")
+    row = lines[1].split(",")
+    row[header.index("last_name")] = row[header.index("last_name")] + "x"
+    crm.write_text("\n".join([lines[0], ",".join(row), *lines[2:]]) + "\n")
+    assert mesh.run_job(DOMAIN).success
+    assert _reused(mesh) == 0
+
+
 def test_bad_delivery_fails_the_contract_and_keeps_the_published_version(mesh):
     """Duplicate NPIs and a null key block publish; the previous version is still served."""
     assert mesh.run_job(DOMAIN).success
