@@ -101,3 +101,22 @@ def test_the_catalog_lives_where_configured_and_the_served_version_reads(data_di
     assert version == v2 and con.execute(f"select count(*) from {view}").fetchone()[0] == 6
     view, version = lake.open_port(con, "physician_dw", producer, "physicians", v1, view="old")
     assert version == v1 and con.execute("select count(*) from old").fetchone()[0] == 2
+
+
+def test_a_fingerprint_follows_content_not_row_order():
+    """Equal rows in any order give one fingerprint; a changed value, a repeated row or a
+    renamed or retyped column give another. The served version's pointer names the version
+    whose content it has."""
+    con = duckdb.connect()
+    con.execute("create table a as select * from (values (1, 'x'), (2, 'y')) t(id, name)")
+    con.execute("create table b as select * from (values (2, 'y'), (1, 'x')) t(id, name)")
+    con.execute("create table c as select * from (values (1, 'x'), (2, 'z')) t(id, name)")
+    con.execute("create table d as select * from (values (1, 'x'), (2, 'y'), (2, 'y')) t(id, name)")
+    con.execute("create table e as select id, name as label from a")
+    con.execute("create table f as select id::varchar as id, name from a")
+    prints = {t: lake.fingerprint(con, t) for t in "abcdef"}
+    assert prints["a"] == prints["b"]
+    assert len({prints[t] for t in "acdef"}) == 5
+    info = {"ports": {"physicians": {"same_as": 3}, "physician_xref": {}}}
+    assert lake.content_version(info, "physicians", 7) == 3
+    assert lake.content_version(info, "physician_xref", 7) == 7
