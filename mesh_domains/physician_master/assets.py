@@ -161,7 +161,9 @@ def master_physicians(build: BuildContext) -> dict:
         from crm_matches
     """,
     )
-    metrics = _metrics(build) | {"crm_matches_reused_from_version": reused or 0}
+    metrics = _metrics(build)
+    if reused is not None:
+        metrics["crm_matches_reused_from_version"] = reused
     return {"physicians": metrics, "physician_xref": metrics}
 
 
