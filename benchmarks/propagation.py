@@ -30,6 +30,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--new-prescribers",
+        type=int,
+        default=0,
+        help="prescribers in the new week that no earlier delivery names (default 0: the week "
+        "is the newest one re-dated, so the physician master's rows do not change)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mesh-propagation-"))
@@ -71,7 +78,7 @@ def run(args, work: Path) -> int:
         for entry in sensors:  # the daemon's first tick: what was built is the baseline
             entry[2] = _tick(instance, entry)[1]
 
-        week = _new_week(work / "data" / "landing" / "rx_weekly", duckdb)
+        week = _new_week(work / "data" / "landing" / "rx_weekly", duckdb, args.new_prescribers)
         runs, started = [], time.monotonic()
         while True:
             requested = 0
@@ -103,6 +110,7 @@ def run(args, work: Path) -> int:
         compute = sum(r["seconds"] for r in runs)
     result = {
         "scale": args.scale,
+        "new_prescribers": args.new_prescribers,
         "generate_s": round(generated, 2),
         "full_build_s": round(full, 2),
         "new_week": week,
@@ -128,9 +136,13 @@ def _tick(instance, entry):
     return list(result.run_requests or ()), result.cursor
 
 
-def _new_week(folder: Path, duckdb) -> str:
-    """The newest week's delivery, re-dated one week later: a new week of Rx arrives."""
+def _new_week(folder: Path, duckdb, new_prescribers: int = 0) -> str:
+    """The newest week's delivery, re-dated one week later: a new week of Rx arrives. With
+    ``new_prescribers``, that many of its prescribers are replaced by NPIs (valid) that no
+    delivery named before: new golden records, so the physician master's rows change."""
     from datetime import date, timedelta
+
+    from mesh_domains.platform.npi import npi_check_digit
 
     newest = sorted(p.name for p in folder.iterdir())[-1]
     week = (date.fromisoformat(newest) + timedelta(days=7)).isoformat()
@@ -138,9 +150,35 @@ def _new_week(folder: Path, duckdb) -> str:
     target.parent.mkdir(parents=True)
     con = duckdb.connect()
     con.execute(
-        f"copy (select * replace (date '{week}' as week_ending) from read_csv("
-        f"'{folder / newest / 'rx_weekly.csv'}', all_varchar = true)) to '{target}' (header)"
+        f"create table week as select * replace (date '{week}' as week_ending) from read_csv("
+        f"'{folder / newest / 'rx_weekly.csv'}', all_varchar = true)"
     )
+    if new_prescribers:
+        known = con.execute(
+            f"select distinct prescriber_npi from read_csv('{folder}/*/rx_weekly.csv', "
+            "all_varchar = true)"
+        ).fetchall()
+        taken = {n for (n,) in known}
+        fresh = (f"19{i:07d}" for i in range(10**7))
+        npis = []
+        for first9 in fresh:
+            npi = f"{first9}{npi_check_digit(first9)}"
+            if npi not in taken:
+                npis.append(npi)
+            if len(npis) == new_prescribers:
+                break
+        old = [
+            n
+            for (n,) in con.execute(
+                f"select distinct prescriber_npi from week order by 1 limit {new_prescribers}"
+            ).fetchall()
+        ]
+        con.execute("create table renamed (old varchar, new varchar)")
+        con.executemany("insert into renamed values (?, ?)", list(zip(old, npis, strict=False)))
+        con.execute(
+            "update week set prescriber_npi = r.new from renamed r where prescriber_npi = r.old"
+        )
+    con.execute(f"copy week to '{target}' (header)")
     return week
 
 

@@ -243,3 +243,33 @@ def test_a_manual_old_partition_propagates_inside_the_domain(flow):
     assert after.get_num_requested(share) == 1
     assert after.get_num_requested(fact) == 0
     assert after.get_num_requested(dg.AssetKey(["physician_dw", "dim_physician"])) == 0
+
+
+def test_a_week_with_a_new_prescriber_rebuilds_the_physician_dimensions(flow):
+    """A week naming a prescriber no delivery named before changes the master's rows: the
+    warehouse rebuilds its physician dimension in the same run as that week (the fact's
+    relationship test needs the new physician), and payer_dw follows the master."""
+    mesh, sensors = flow
+    deliver_week(
+        mesh, "2026-11-21", damage="update t set prescriber_npi = '1234567893' where rowid = 0"
+    )
+    master, warehouse = propagate(mesh, sensors)
+    physicians = mesh.instance.get_latest_materialization_event(
+        dg.AssetKey(["physician_master", "physicians"])
+    ).asset_materialization.metadata
+    assert "mesh/unchanged" not in physicians
+    assert materialized(mesh, warehouse.run_id) == {
+        "dim_physician": [None],
+        "fact_rx_weekly": ["2026-11-15"],
+        "physician_brand_share": [None],
+        "territory_performance": [None],
+    }
+    con = lake.connect()
+    view, _ = lake.open_port(
+        con, "physician_dw", discover_domains()["physician_dw"], "dim_physician"
+    )
+    assert con.execute(f"select count(*) from {view} where npi = '1234567893'").fetchone() == (1,)
+    con.close()
+    payer = sensors["payer_dw"].tick().run_requests
+    assert [r.tags["mesh/upstream_run"] for r in payer] == [master.run_id]
+    assert "dim_physician" in {k.path[-1] for r in payer for k in r.asset_selection}
