@@ -97,6 +97,10 @@ def master_physicians(build: BuildContext) -> dict:
             "where prescriber_npi in (select npi from ama_subset)"
         )
         ama, rx = "ama_subset", "rx_subset"
+    # every prescriber once (the Rx deliveries are the largest input: read them once)
+    con.execute(
+        f"create or replace temp table rx_npis as select distinct prescriber_npi as npi from {rx}"
+    )
     reused = build.unchanged_since_served("physician_xref", "ama_physician", "crm_accounts")
     if reused is None:
         _current_accounts(build, crm)
@@ -113,8 +117,7 @@ def master_physicians(build: BuildContext) -> dict:
             from {ama}
         ),
         rx_only as (
-            select distinct prescriber_npi as npi from {rx}
-            where prescriber_npi not in (select npi from spine)
+            select npi from rx_npis where npi not in (select npi from spine)
         ),
         golden as (
             select * from spine
@@ -155,7 +158,7 @@ def master_physicians(build: BuildContext) -> dict:
         from {ama} a join main.physicians p using (npi)
         union all
         select 'rx', r.npi, p.mesh_id, 'identity', 1.0::double
-        from (select distinct prescriber_npi as npi from {rx}) r join main.physicians p using (npi)
+        from rx_npis r join main.physicians p using (npi)
         union all
         select 'crm', crm_id, mesh_id, match_method, round(match_score, 4)::double
         from crm_matches
