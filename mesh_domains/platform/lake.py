@@ -547,12 +547,6 @@ def port_row_counts(con: duckdb.DuckDBPyConnection, domain: str, ports) -> dict[
     return {p: con.execute(f"select count(*) from {alias}.main.{p}").fetchone()[0] for p in ports}
 
 
-def latest_info(con: duckdb.DuckDBPyConnection, domain: str, port: str) -> dict | None:
-    """What the port's current version was built with (its commit info), if any."""
-    versions = port_versions(con, domain, port)
-    return versions[-1].info if versions else None
-
-
 def input_port_versions(
     con: duckdb.DuckDBPyConnection, refs: Iterable[PortRef]
 ) -> dict[str, int | None]:
