@@ -13,12 +13,16 @@ inside a domain, is declarative automation: see :func:`.definitions.port_automat
   the domain reads other domains: its process linkage starts that first build.
 - **process linkage** (``<domain>_linkage``): "I am done, you start, here are the parameters".
   When an upstream domain publishes (a materialization that carries a port version), the
-  domain is started exactly once per upstream run (run key = that run id), with the partitions
-  the upstream publish changed mapped onto its own partitioned ports, the upstream run's
-  variation and parameters on the run's tags and config. Only what the publish changed is
-  rebuilt: an unpartitioned port follows when something it reads has new content — a port
-  version with exactly the rows of the one before (``mesh/unchanged``, e.g. a master rebuilt
-  for a new week of Rx that brought no new prescriber) starts nothing by itself. A domain never
+  domain is started exactly once per upstream run, once that run has ended (run key = its run
+  id) — or once for all the ended upstream runs the sensor finds in one look that share their
+  parameters (tag ``mesh/upstream_runs``: a domain reading two warehouses that both followed
+  one master builds once) — with the partitions the upstream publishes changed mapped onto its
+  own partitioned ports, the upstream run's variation and parameters on the run's tags and
+  config. Only what the publish changed is rebuilt: an unpartitioned port follows when
+  something it reads has new content — a port version with exactly the rows of the one before
+  (``mesh/unchanged``, e.g. a master rebuilt for a new week of Rx that brought no new
+  prescriber) starts nothing by itself — or when a parameter handed over differs from the
+  domain's own default (it may change every row). A domain never
   built is built whole instead (as ``mesh build`` builds it), once for the publishes it waited
   for.
 
@@ -124,6 +128,16 @@ class DomainGraph:
         for name in names:
             out.setdefault(self.job_of[name], []).append(name)
         return out
+
+    def effective(self, params: dict) -> dict:
+        """The handed-over parameters that can change this domain's rows: those it declares,
+        set to something other than its own default."""
+        defaults = {p.name: p.default for p in self.domain.parameters}
+        return {
+            k: v
+            for k, v in params.items()
+            if k in defaults and (defaults[k] is None or str(v) != str(defaults[k]))
+        }
 
     def run_config(self, params: dict, names) -> dict:
         """Hand parameters over to the selected steps (every step takes the declared ones)."""
@@ -430,9 +444,12 @@ def linkage_sensor(graph: DomainGraph, jobs: Sequence | None = None) -> dg.Senso
             requests = first_build_requests(graph, tags, "linkage:first")
             return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
         publishes: dict[str, dict] = {}
+        finished: dict[str, bool] = {}
         for ref in upstream:
             records = _new_publishes(context.instance, ref.key, cursor)
             for record in records:
+                if not _run_finished(context.instance, record.run_id, finished):
+                    break  # "I am done": its run's later publishes are handed over together
                 cursor[ref.ref] = record.storage_id
                 meta = {k: v.value for k, v in record.asset_materialization.metadata.items()}
                 if "port_version" not in meta or record.run_id in ("", None):
@@ -440,6 +457,7 @@ def linkage_sensor(graph: DomainGraph, jobs: Sequence | None = None) -> dg.Senso
                 run = publishes.setdefault(
                     record.run_id, {"domain": ref.domain, "versions": {}, "changed": {}}
                 )
+                run["last"] = max(run.get("last", 0), record.storage_id)
                 run["versions"][ref.ref] = meta["port_version"]
                 if not meta.get("mesh/unchanged") and _cadence_of(ref.ref) is None:
                     run["changed"].setdefault(ref.ref, [])  # new content, published whole
@@ -449,6 +467,8 @@ def linkage_sensor(graph: DomainGraph, jobs: Sequence | None = None) -> dg.Senso
                 run["params"] = variation.get("params") or {}
         if publishes and not _built(context.instance, domain):
             publishes = _first_build(publishes)  # one build, not one per upstream publish
+        elif len(publishes) > 1:
+            publishes = _together(graph, publishes)
         requests = [
             r for run_id, run in publishes.items() for r in _linkage_requests(graph, run_id, run)
         ]
@@ -495,23 +515,71 @@ def _first_build(publishes: dict[str, dict]) -> dict[str, dict]:
     return {latest: merged}
 
 
+_DONE = {
+    dg.DagsterRunStatus.SUCCESS,
+    dg.DagsterRunStatus.FAILURE,
+    dg.DagsterRunStatus.CANCELED,
+}
+
+
+def _run_finished(instance: dg.DagsterInstance, run_id: str | None, seen: dict) -> bool:
+    """Whether the run that published has ended (a runless event has no run to wait for)."""
+    if not run_id:
+        return True
+    if run_id not in seen:
+        run = instance.get_run_by_id(run_id)
+        seen[run_id] = run is None or run.status in _DONE
+    return seen[run_id]
+
+
+def _together(graph: DomainGraph, publishes: dict[str, dict]) -> dict[str, dict]:
+    """Upstream publishes found in one look, handed over as one run per set of parameters
+    that matter to this domain (under the latest upstream run): a domain that reads two
+    domains which both published since its last look builds once, with everything both
+    changed."""
+    groups: dict[str, list[tuple[str, dict]]] = {}
+    for run_id, run in publishes.items():
+        key = json.dumps(graph.effective(run.get("params") or {}), sort_keys=True)
+        groups.setdefault(key, []).append((run_id, run))
+    out: dict[str, dict] = {}
+    for items in groups.values():
+        items.sort(key=lambda item: item[1].get("last", 0))
+        if len(items) == 1:
+            out[items[0][0]] = items[0][1]
+            continue
+        changed: dict[str, set] = {}
+        for _, run in items:
+            for key, keys in run["changed"].items():
+                changed.setdefault(key, set()).update(keys)
+        out[items[-1][0]] = {
+            "domain": ",".join(sorted({run["domain"] for _, run in items})),
+            "versions": {k: v for _, run in items for k, v in run["versions"].items()},
+            "params": items[-1][1].get("params") or {},
+            "changed": {key: sorted(keys) for key, keys in changed.items()},
+            "runs": [run_id for run_id, _ in items],
+        }
+    return out
+
+
 def _linkage_requests(graph: DomainGraph, run_id: str, run: dict) -> list[dg.RunRequest]:
     """One run per upstream publish that changed something this domain reads; per job when
     the domain has several (one partitioning each): the partitions the publish changed, and the
-    unpartitioned ports that read what it changed (all of them when it carries parameters)."""
+    unpartitioned ports that read what it changed (all of them when it hands over a parameter
+    set to other than this domain's default)."""
     tags = {
         DOMAIN_TAG: graph.domain.name,
         "mesh/trigger": "process linkage",
         "mesh/upstream_domain": run["domain"],
         "mesh/upstream_run": run_id,
+        **({"mesh/upstream_runs": ",".join(run["runs"])} if run.get("runs") else {}),
         "mesh/upstream_versions": json.dumps(run["versions"], sort_keys=True),
         **{f"{PARAM_TAG}{k}": str(v) for k, v in (run.get("params") or {}).items()},
     }
     if run.get("first_build"):
         return first_build_requests(graph, tags, f"linkage:{run_id}")
     targets = partitions_to_build(graph, run["changed"])
-    # a run with parameters is handed over whole: they may change what this domain builds
-    whole = set(graph.unpartitioned()) if run.get("params") else set()
+    # parameters that change this domain's rows (not its defaults) rebuild it whole
+    whole = set(graph.unpartitioned()) if graph.effective(run.get("params") or {}) else set()
     rebuilt = whole | unpartitioned_to_build(graph, run["changed"], targets)
     requests = []
     for job, names in graph.jobs_of(graph.steps).items():

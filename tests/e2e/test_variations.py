@@ -248,7 +248,8 @@ def test_a_manual_old_partition_propagates_inside_the_domain(flow):
 def test_a_week_with_a_new_prescriber_rebuilds_the_physician_dimensions(flow):
     """A week naming a prescriber no delivery named before changes the master's rows: the
     warehouse rebuilds its physician dimension in the same run as that week (the fact's
-    relationship test needs the new physician), and payer_dw follows the master."""
+    relationship test needs the new physician), payer_dw follows the master, and
+    brand_analytics, which reads both warehouses, is started once for both."""
     mesh, sensors = flow
     deliver_week(
         mesh, "2026-11-21", damage="update t set prescriber_npi = '1234567893' where rowid = 0"
@@ -273,3 +274,12 @@ def test_a_week_with_a_new_prescriber_rebuilds_the_physician_dimensions(flow):
     payer = sensors["payer_dw"].tick().run_requests
     assert [r.tags["mesh/upstream_run"] for r in payer] == [master.run_id]
     assert "dim_physician" in {k.path[-1] for r in payer for k in r.asset_selection}
+    payer_run = execute(mesh, "payer_dw", payer[0])
+    assert payer_run.success
+    # both warehouses published since brand_analytics last looked: it builds once, for both
+    requests = sensors["brand_analytics"].tick().run_requests
+    assert len(requests) == 1
+    assert {warehouse.run_id, payer_run.run_id} <= set(
+        requests[0].tags["mesh/upstream_runs"].split(",")
+    )
+    assert "2026-11-15" in requests[0].tags["mesh/partitions"].split(",")
