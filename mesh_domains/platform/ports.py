@@ -152,7 +152,13 @@ class BuildContext:
         """The served version of ``port`` if it was built by this code, in this variation, from
         exactly the deliveries of ``sources`` loaded now (call after :meth:`source`): what it
         derived from those sources alone can be reused instead of computed again. None if not
-        (or if there is no served version)."""
+        (or if there is no served version, or no lake: a plain connection has nothing served)."""
+        alias = lake.lake_alias(self.domain.name)
+        attached = self.con.execute(
+            "select count(*) from duckdb_databases() where database_name = ?", [alias]
+        ).fetchone()[0]
+        if not attached:
+            return None
         latest = lake.latest_versions(self.con, self.domain.name, [port]).get(port)
         if latest is None or self.scope is not None:
             return None

@@ -120,3 +120,14 @@ def test_a_fingerprint_follows_content_not_row_order():
     info = {"ports": {"physicians": {"same_as": 3}, "physician_xref": {}}}
     assert lake.content_version(info, "physicians", 7) == 3
     assert lake.content_version(info, "physician_xref", 7) == 7
+
+
+def test_a_build_on_a_plain_connection_has_nothing_served_to_reuse(data_dir):
+    """Without the domain's lake attached (a plain DuckDB connection, as the benchmark's floor
+    runs the builders) there is no served version to reuse: the builder computes everything."""
+    from mesh_domains.platform.ports import BuildContext
+
+    _publish(3)  # a served version exists, but the connection below does not see the lake
+    domain = discover_domains()["physician_master"]
+    build = BuildContext(domain, duckdb.connect(), log=None)
+    assert build.unchanged_since_served("physicians", "ama_physician") is None
