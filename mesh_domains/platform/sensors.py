@@ -497,22 +497,33 @@ def _new_publishes(
     return result.records
 
 
+def _merged(items: list[tuple[str, dict]]) -> dict:
+    """Several upstream runs' publishes as one hand-over: every domain, version and changed
+    partition of them, the parameters of the latest (given last) over the earlier ones'."""
+    changed: dict[str, set] = {}
+    for _, run in items:
+        for key, keys in run["changed"].items():
+            changed.setdefault(key, set()).update(keys)
+    return {
+        "domain": ",".join(sorted({run["domain"] for _, run in items})),
+        "versions": {k: v for _, run in items for k, v in run["versions"].items()},
+        "params": {k: v for _, run in items for k, v in (run.get("params") or {}).items()},
+        "changed": {key: sorted(keys) for key, keys in changed.items()},
+        "runs": [run_id for run_id, _ in items],
+        "last": max((run.get("last", 0) for _, run in items), default=0),
+    }
+
+
+def _in_order(publishes: dict[str, dict]) -> list[tuple[str, dict]]:
+    """Upstream runs in the order their (last) publishes were stored."""
+    return sorted(publishes.items(), key=lambda item: item[1].get("last", 0))
+
+
 def _first_build(publishes: dict[str, dict]) -> dict[str, dict]:
     """Upstream publishes before the domain was ever built (it waited for its inputs): handed
     over as one first build, under the latest upstream run."""
-    latest = list(publishes)[-1]
-    merged = {"domain": ",".join(sorted({p["domain"] for p in publishes.values()}))}
-    merged["versions"] = {k: v for p in publishes.values() for k, v in p["versions"].items()}
-    merged["params"] = {
-        k: v for p in publishes.values() for k, v in (p.get("params") or {}).items()
-    }
-    changed: dict[str, set] = {}
-    for p in publishes.values():
-        for key, keys in p["changed"].items():
-            changed.setdefault(key, set()).update(keys)
-    merged["changed"] = {key: sorted(keys) for key, keys in changed.items()}
-    merged["first_build"] = True  # built as mesh build builds it
-    return {latest: merged}
+    items = _in_order(publishes)
+    return {items[-1][0]: {**_merged(items), "first_build": True}}  # as mesh build builds it
 
 
 _DONE = {
@@ -538,27 +549,13 @@ def _together(graph: DomainGraph, publishes: dict[str, dict]) -> dict[str, dict]
     domains which both published since its last look builds once, with everything both
     changed."""
     groups: dict[str, list[tuple[str, dict]]] = {}
-    for run_id, run in publishes.items():
+    for run_id, run in _in_order(publishes):
         key = json.dumps(graph.effective(run.get("params") or {}), sort_keys=True)
         groups.setdefault(key, []).append((run_id, run))
-    out: dict[str, dict] = {}
-    for items in groups.values():
-        items.sort(key=lambda item: item[1].get("last", 0))
-        if len(items) == 1:
-            out[items[0][0]] = items[0][1]
-            continue
-        changed: dict[str, set] = {}
-        for _, run in items:
-            for key, keys in run["changed"].items():
-                changed.setdefault(key, set()).update(keys)
-        out[items[-1][0]] = {
-            "domain": ",".join(sorted({run["domain"] for _, run in items})),
-            "versions": {k: v for _, run in items for k, v in run["versions"].items()},
-            "params": items[-1][1].get("params") or {},
-            "changed": {key: sorted(keys) for key, keys in changed.items()},
-            "runs": [run_id for run_id, _ in items],
-        }
-    return out
+    return {
+        items[-1][0]: items[0][1] if len(items) == 1 else _merged(items)
+        for items in groups.values()
+    }
 
 
 def _linkage_requests(graph: DomainGraph, run_id: str, run: dict) -> list[dg.RunRequest]:
@@ -571,7 +568,7 @@ def _linkage_requests(graph: DomainGraph, run_id: str, run: dict) -> list[dg.Run
         "mesh/trigger": "process linkage",
         "mesh/upstream_domain": run["domain"],
         "mesh/upstream_run": run_id,
-        **({"mesh/upstream_runs": ",".join(run["runs"])} if run.get("runs") else {}),
+        **({"mesh/upstream_runs": ",".join(run["runs"])[:1000]} if run.get("runs") else {}),
         "mesh/upstream_versions": json.dumps(run["versions"], sort_keys=True),
         **{f"{PARAM_TAG}{k}": str(v) for k, v in (run.get("params") or {}).items()},
     }
