@@ -423,15 +423,17 @@ def _read_raw(
     path: Path,
     header: list[str],
     raw: str,
+    select: str = "*",
 ) -> list[Failure]:
     """Read the file as text columns in DuckDB with the declared dialect (no sniffing); rows
-    DuckDB cannot split are collected in a rejects table and returned as failures."""
+    DuckDB cannot split are collected in a rejects table and returned as failures.
+    ``select`` is what the table ``raw`` keeps of the text columns (all of them by default)."""
     rejects, scans = f"{raw}_rejects", f"{raw}_scans"
     con.execute(f"drop table if exists {rejects}")
     con.execute(f"drop table if exists {scans}")
     try:
         con.execute(
-            f"create or replace temp table {raw} as select * from read_csv(?, columns = ?, "
+            f"create or replace temp table {raw} as select {select} from read_csv(?, columns = ?, "
             "header = true, auto_detect = false, delim = ?, quote = ?, escape = ?, "
             "encoding = ?, strict_mode = true, store_rejects = true, "
             f"rejects_table = '{rejects}', rejects_scan = '{scans}')",
@@ -493,16 +495,7 @@ def _q(name: str) -> str:
 def _type_failures(con, source: SourcePort, raw: str) -> list[Failure]:
     """Typed columns whose text is not the type's canonical form (or does not cast); all
     columns are counted in one scan, examples are fetched only for the failing ones."""
-    bad_of = {}
-    for c in source.contract.columns:
-        if c.type == "string":
-            continue
-        value = f"trim({_q(c.name)})"
-        pattern, _ = TEXT_FORMS.get(c.type, (None, c.type))
-        bad = f"try_cast({value} as {DUCKDB_TYPES[c.type]}) is null"
-        if pattern:
-            bad += f" or not regexp_full_match({value}, '{pattern}')"
-        bad_of[c.name] = f"nullif({value}, '') is not null and ({bad})"
+    bad_of = _mistyped_text(source)
     if not bad_of:
         return []
     counts = con.execute(
@@ -522,12 +515,48 @@ def _type_failures(con, source: SourcePort, raw: str) -> list[Failure]:
     return failures
 
 
-def _typed_select(source: SourcePort, raw: str) -> str:
-    cols = ", ".join(
+def _mistyped_text(source: SourcePort) -> dict[str, str]:
+    """Per typed column, SQL over the text column that is true where its text is not the
+    type's canonical form (or does not cast). A blank is a null, not a type failure."""
+    bad_of = {}
+    for c in source.contract.columns:
+        if c.type == "string":
+            continue
+        value = f"trim({_q(c.name)})"
+        pattern, _ = TEXT_FORMS.get(c.type, (None, c.type))
+        bad = f"try_cast({value} as {DUCKDB_TYPES[c.type]}) is null"
+        if pattern:
+            bad += f" or not regexp_full_match({value}, '{pattern}')"
+        bad_of[c.name] = f"nullif({value}, '') is not null and ({bad})"
+    return bad_of
+
+
+def _typed_columns(source: SourcePort) -> str:
+    return ", ".join(
         f"try_cast(nullif(trim({_q(c.name)}), '') as {DUCKDB_TYPES[c.type]}) as {_q(c.name)}"
         for c in source.contract.columns
     )
-    return f"select {cols} from {raw}"
+
+
+def _typed_select(source: SourcePort, raw: str) -> str:
+    return f"select {_typed_columns(source)} from {raw}"
+
+
+def _read_typed(
+    con, source: SourcePort, rules: DeliveryRules, path: Path, header: list[str], typed: str
+) -> bool:
+    """The common case in one pass over the file: parse, type and flag every row, straight
+    into ``typed``. True when every row split and every value is its type's canonical form;
+    otherwise False, and the caller reads the file again to say exactly what is wrong."""
+    bad = " or ".join(f"({b})" for b in _mistyped_text(source).values()) or "false"
+    select = f"{_typed_columns(source)}, ({bad}) as _mistyped"
+    if _read_raw(con, rules, path, header, typed, select):
+        return False
+    mistyped = con.execute(f"select count(*) filter (where _mistyped) from {typed}").fetchone()
+    if mistyped[0]:
+        return False
+    con.execute(f"alter table {typed} drop column _mistyped")
+    return True
 
 
 def _partition_column_failures(
@@ -694,9 +723,19 @@ def _drop(con, name: str) -> None:
             continue  # the other kind of object has that name
 
 
-def _load_trusted(con, source: SourcePort, rules: DeliveryRules, delivery: Delivery) -> str:
-    """Read a delivery that already passed its checks straight into its typed table."""
+def _load_trusted(
+    con, source: SourcePort, rules: DeliveryRules, delivery: Delivery, kept: Path | None = None
+) -> str:
+    """Read a delivery that already passed its checks straight into its typed table: from its
+    kept typed rows (``kept``) when they exist, else from the file."""
     raw, typed = f"_raw_{source.name}", f"_typed_{source.name}"
+    _drop(con, typed)
+    if kept is not None and kept.exists():
+        path = "'" + str(kept).replace("'", "''") + "'"
+        con.execute(
+            f"create temp view {typed} as select * exclude (_partition) from read_parquet({path})"
+        )
+        return typed
     header, _ = _header(source, rules, delivery.path)
     con.execute(
         f"create or replace temp table {raw} as select * from read_csv(?, columns = ?, "
@@ -725,19 +764,20 @@ def check_delivery(
     *,
     earlier: str | None = None,
     trusted: bool = False,
+    kept: Path | None = None,
 ) -> str:
     """Validate one delivery; returns a temp table of its typed rows or raises (quarantined).
 
     ``earlier`` names a table of deliveries already loaded (with ``_partition``), against which
     the primary key must not repeat when the source declares ``unique_across_deliveries``.
-    A ``trusted`` delivery (its bytes passed these rules before) is only loaded and checked
-    against the deliveries loaded with it.
+    A ``trusted`` delivery (its bytes passed these rules before) is only loaded (from its
+    ``kept`` typed rows when given) and checked against the deliveries loaded with it.
     """
     rules = delivery_rules(source)
     raw, typed = f"_raw_{source.name}", f"_typed_{source.name}"
     report = ContractReport(domain, source.name, 0, file=delivery.display, kind="source")
     if trusted:
-        typed = _load_trusted(con, source, rules, delivery)
+        typed = _load_trusted(con, source, rules, delivery, kept)
         report.failures += _cross_delivery_failures(con, source, rules, typed, earlier)
         if report.failures:
             report.rows = con.execute(f"select count(*) from {typed}").fetchone()[0]
@@ -747,6 +787,8 @@ def check_delivery(
     def reject() -> ContractViolation:
         return _reject(delivery, report)
 
+    _drop(con, typed)  # the previous delivery's may be a view over its kept rows
+
     report.failures += _placement_failures(source, rules, delivery)
     if delivery.path.name != source.file or delivery.partition == UNPARTITIONED:
         raise reject()
@@ -755,14 +797,21 @@ def check_delivery(
     report.failures += failures
     if header is None:
         raise reject()
-    report.failures += _read_raw(con, rules, delivery.path, header, raw)
-    report.failures += _shape_failures(header, source)
-    if not any(f.rule.startswith("column present") for f in report.failures):
-        report.failures += _type_failures(con, source, raw)
-    if report.failures:
-        report.rows = con.execute(f"select count(*) from {raw}").fetchone()[0]
-        raise reject()
-    con.execute(f"create or replace temp table {typed} as {_typed_select(source, raw)}")
+    shape = _shape_failures(header, source)
+    if (
+        report.failures
+        or shape
+        or not _read_typed(con, source, rules, delivery.path, header, typed)
+    ):
+        # something is wrong: read the text again and say exactly what, row by row
+        report.failures += _read_raw(con, rules, delivery.path, header, raw)
+        report.failures += shape
+        if not any(f.rule.startswith("column present") for f in report.failures):
+            report.failures += _type_failures(con, source, raw)
+        if report.failures:
+            report.rows = con.execute(f"select count(*) from {raw}").fetchone()[0]
+            raise reject()
+        con.execute(f"create or replace temp table {typed} as {_typed_select(source, raw)}")
     extra = _partition_column_failures(con, source, rules, delivery.partition, period, typed)
     extra += _cross_delivery_failures(con, source, rules, typed, earlier)
     report = validate_table(
@@ -840,7 +889,7 @@ def load_source(
         earlier = _parquet_view(con, f"_earlier_{source.name}", files) if files else None
         try:
             typed = check_delivery(
-                con, domain, source, delivery, earlier=earlier, trusted=bool(sha)
+                con, domain, source, delivery, earlier=earlier, trusted=bool(sha), kept=kept
             )
         except ContractViolation as exc:
             rejected.append((delivery, exc.report))
