@@ -78,8 +78,8 @@ def test_a_killed_run_is_recovered_and_frees_the_lake_slot(instance):
 
 
 def test_default_render_is_the_template_on_sqlite():
-    """Without MESH_INSTANCE_POSTGRES_URL the rendered file is the template itself: no
-    storage section (Dagster's SQLite files in DAGSTER_HOME), runs queued one per domain."""
+    """Without MESH_INSTANCE_POSTGRES_URL and a home the rendered file is the template itself:
+    no storage section (the storage names the home: see below), runs queued one per domain."""
     text = instance_config.render({})
     assert text == INSTANCE_TEMPLATE.read_text()
     config = yaml.safe_load(text)
@@ -115,12 +115,59 @@ def test_write_renders_into_the_home_and_keeps_a_hand_made_file(tmp_path):
     assert instance_config.write(tmp_path, {var: "postgresql+psycopg2://x@h/d"})
     assert "postgres" in yaml.safe_load((tmp_path / "dagster.yaml").read_text())["storage"]
     assert instance_config.write(tmp_path, {})  # back to SQLite
-    assert "storage" not in yaml.safe_load((tmp_path / "dagster.yaml").read_text())
+    storage = yaml.safe_load((tmp_path / "dagster.yaml").read_text())["storage"]
+    assert storage["custom"]["class"] == "MeshSqliteStorage"
+    assert storage["custom"]["config"] == {"base_dir": str(tmp_path.resolve())}
     own = tmp_path / "own"
     own.mkdir()
     (own / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     assert not instance_config.write(own, {var: "postgresql+psycopg2://x@h/d"})
     assert (own / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
+
+
+def test_the_sqlite_instance_keeps_connections_and_other_processes_read_its_writes(tmp_path):
+    """The embedded storage: Dagster's SQLite files in the home, opened with kept connections;
+    a run stored by one process (its events, its asset materialization) is read back by
+    another process from the same files, and a moved home gets its new path written."""
+    import shutil
+    import subprocess
+    import sys
+
+    from mesh_domains.platform import instance_storage
+
+    home = tmp_path / "home"
+    assert instance_config.write(home, {})
+
+    @dg.asset
+    def kept() -> int:
+        return 1
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert isinstance(instance.run_storage, instance_storage.KeptRunStorage)
+        assert isinstance(instance.event_log_storage, instance_storage.KeptEventLogStorage)
+        assert isinstance(instance.schedule_storage, instance_storage.KeptScheduleStorage)
+        for _ in range(2):
+            assert dg.materialize([kept], instance=instance).success
+        run_id = instance.get_runs(limit=1)[0].run_id
+        events = len(instance.all_logs(run_id))
+    assert (home / "history" / "runs.db").exists() and (home / "history" / "runs").is_dir()
+    read = (
+        "import dagster as dg, sys\n"
+        "i = dg.DagsterInstance.from_config(sys.argv[1])\n"
+        "run = i.get_runs(limit=1)[0]\n"
+        "m = i.get_latest_materialization_event(dg.AssetKey('kept'))\n"
+        "print(len(i.get_runs()), run.run_id, len(i.all_logs(run.run_id)), m.run_id)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", read, str(home)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["2", run_id, str(events), run_id]
+    moved = tmp_path / "moved"
+    shutil.move(home, moved)
+    assert instance_config.write(moved, {})  # the new path
+    with dg.DagsterInstance.from_config(str(moved)) as instance:
+        assert len(instance.get_runs()) == 2
+    assert not home.exists()
 
 
 def test_mesh_instance_command_writes_postgres_storage(tmp_path, monkeypatch):
@@ -197,13 +244,18 @@ def test_kitchens_and_the_canary_keep_their_own_sqlite_instance(tmp_path, monkey
     monkeypatch.setenv("MESH_KITCHEN", str(tmp_path / "kitchen"))
     kitchen = prepare_instance_home()
     assert kitchen == (tmp_path / "kitchen" / "dagster").resolve()
-    assert "storage" not in yaml.safe_load((kitchen / "dagster.yaml").read_text())
+
+    def sqlite_in(home):
+        storage = yaml.safe_load((home / "dagster.yaml").read_text())["storage"]
+        return storage["custom"]["config"]["base_dir"] == str(home)
+
+    assert sqlite_in(kitchen)
     monkeypatch.delenv("MESH_KITCHEN")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))  # prepare_instance_home sets it
     monkeypatch.setenv("MESH_ENV", "canary")
     canary = prepare_instance_home()
     assert canary == (tmp_path / "home" / "canary").resolve()
-    assert "storage" not in yaml.safe_load((canary / "dagster.yaml").read_text())
+    assert sqlite_in(canary)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MESH_ENV", "ci")
     production = prepare_instance_home()

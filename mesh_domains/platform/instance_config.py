@@ -7,7 +7,9 @@ pool per domain lake. ``mesh deploy render`` carries the same settings into the 
 (:mod:`.deploy`), so the limit per domain has one source: the template.
 
 The storage is chosen by the environment: SQLite files in ``DAGSTER_HOME`` (the embedded
-default: no ``storage:`` section), or PostgreSQL for runs, event log and schedules when
+default: Dagster's SQLite storage with its connections kept open,
+:mod:`.instance_storage`, named with the home's path), or PostgreSQL for runs, event log and
+schedules when
 ``MESH_INSTANCE_POSTGRES_URL`` is set. The URL itself is never written: the file names the
 variable, and Dagster reads it when it loads the instance (so a password stays in the
 environment).
@@ -15,6 +17,7 @@ environment).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,13 +38,30 @@ storage:
 """
 
 
-def render(environ: Mapping[str, str] | None = None) -> str:
+SQLITE_STORAGE = """
+# SQLite files in this folder (runs, event log, schedules): Dagster's SQLite storage with its
+# connections kept open (mesh_domains/platform/instance_storage.py). The path is this folder's:
+# after moving it, `mesh instance` (or any mesh command) writes the new one
+storage:
+  custom:
+    module: mesh_domains.platform.instance_storage
+    class: MeshSqliteStorage
+    config:
+      base_dir: {home}
+"""
+
+
+def render(environ: Mapping[str, str] | None = None, home: Path | None = None) -> str:
     """The instance's ``dagster.yaml``: the template, plus PostgreSQL storage when
-    ``MESH_INSTANCE_POSTGRES_URL`` is set in ``environ`` (default: this process's)."""
+    ``MESH_INSTANCE_POSTGRES_URL`` is set in ``environ`` (default: this process's), or else
+    the mesh's SQLite storage in ``home`` when given (Dagster's own SQLite storage without)."""
     environ = os.environ if environ is None else environ
     text = TEMPLATE.read_text()
     if environ.get(POSTGRES_URL_VAR):
         text = text.rstrip("\n") + "\n" + POSTGRES_STORAGE
+    elif home is not None:
+        path = json.dumps(str(Path(home).resolve()))  # a YAML double-quoted string
+        text = text.rstrip("\n") + "\n" + SQLITE_STORAGE.format(home=path)
     return text
 
 
@@ -76,7 +96,7 @@ def write(home: Path, environ: Mapping[str, str] | None = None) -> bool:
     An existing file is rewritten only if it was written from the template (its first line is
     the template's): a hand-made ``dagster.yaml`` is left as it is."""
     path = home / "dagster.yaml"
-    wanted = render(environ)
+    wanted = render(environ, home)
     if path.exists():
         current = path.read_text()
         if current == wanted or not _from_template(current):
