@@ -7,7 +7,8 @@ schema of each of its config and node classes the first time a process validates
 2 s, ``dbtClassMixin.json_schema`` is cached per class); building them here once spares every
 dbt domain's worker that cost. And dbt names the module behind each behaviour flag of its
 adapter by walking the stack (``inspect.stack()``), whose first call in a process maps every
-loaded module's file (about 0.25 s); mapping them here spares that to every dbt run.
+loaded module's file (about 0.25 s); mapping them here spares that to every dbt run. The lake
+extensions' files are checked against their wheels here too (:func:`.lake.extension_file`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import dagster  # noqa: F401
 import duckdb  # noqa: F401
 
 from . import dbt as _platform_dbt  # noqa: F401
+from . import lake as _lake
 from . import ports as _ports  # noqa: F401
 
 OPTIONAL = ("dbt.cli.main", "dbt.adapters.duckdb", "pandera.ibis")
@@ -62,6 +64,8 @@ def _load() -> None:
         except (ImportError, AttributeError):  # another dbt version: it builds them itself
             continue
     inspect.getmodule(sys._getframe())  # fills inspect's file -> module map, once
+    for name in _lake.EXTENSIONS[:2]:
+        _lake.extension_file(name)  # each lake extension's file checked here, not per worker
 
 
 _load()

@@ -131,3 +131,29 @@ def test_a_build_on_a_plain_connection_has_nothing_served_to_reuse(data_dir):
     domain = discover_domains()["physician_master"]
     build = BuildContext(domain, duckdb.connect(), log=None)
     assert build.unchanged_since_served("physicians", "ama_physician") is None
+
+
+def test_extensions_load_from_their_wheels_files_checked_against_the_record(monkeypatch):
+    """The lake extensions load from the files their locked wheels installed, each checked
+    once per process against the wheel's RECORD; a file that differs is refused by name."""
+    import importlib.metadata
+
+    path = lake.extension_file("ducklake")
+    assert path.is_file() and "duckdb_extension_ducklake" in str(path)
+    con = lake.connect()
+    lake.load_extensions(con)
+    loaded = dict(con.execute("select extension_name, loaded from duckdb_extensions()").fetchall())
+    assert loaded["ducklake"] and loaded["sqlite_scanner"]
+
+    class Recorded(str):  # a RECORD entry whose hash is not the file's
+        hash = type("FileHash", (), {"mode": "sha256", "value": "A" * 43})
+
+    class Tampered:
+        def __init__(self, name):
+            self.files = [Recorded(str(f)) for f in real(name).files]
+
+    real = importlib.metadata.distribution
+    monkeypatch.setattr(lake, "_checked", {})
+    monkeypatch.setattr(importlib.metadata, "distribution", Tampered)
+    with pytest.raises(lake.MeshError, match="extension ducklake: .* is not the file its wheel"):
+        lake.extension_file("ducklake")
