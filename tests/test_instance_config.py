@@ -162,6 +162,10 @@ def test_the_sqlite_instance_keeps_connections_and_other_processes_read_its_writ
         [sys.executable, "-c", read, str(home)], capture_output=True, text=True, check=True
     ).stdout.split()
     assert out == ["2", run_id, str(events), run_id]
+    copied = tmp_path / "copied"
+    shutil.copytree(home, copied)
+    with pytest.raises(Exception, match=r"names its SQLite storage in .*home.*mesh instance"):
+        dg.DagsterInstance.from_config(str(copied))  # never writes into the original
     moved = tmp_path / "moved"
     shutil.move(home, moved)
     assert instance_config.write(moved, {})  # the new path

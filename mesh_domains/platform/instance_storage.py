@@ -16,7 +16,8 @@ storage, on the same files (``history/runs.db``, ``history/runs/<run>.db`` with 
 Engines belong to the process that made them: a forked child makes its own (and never
 closes its parent's, which SQLite forbids). ``mesh instance`` writes this storage into
 ``dagster.yaml`` with the home's path; moving the home means running ``mesh instance`` (any
-``mesh`` command does) to write the new path.
+``mesh`` command does) to write the new path, and an instance whose folder is not that path
+is refused with that advice (a copied home never writes into the one it was copied from).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ from dagster._core.storage.sqlite_storage import (
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool, QueuePool
+
+from .errors import MeshError
 
 RUN_SHARD_ENGINES = 64  # engines of run shards kept per process (a daemon sees many runs)
 
@@ -81,13 +84,30 @@ def forget(urls: list[str]) -> None:
             _engines.pop(key).dispose()
 
 
+class _OfOneHome:
+    """A storage that refuses an instance whose folder is not the one it writes to: a
+    ``dagster.yaml`` copied or moved with its home still names the old folder."""
+
+    home: str | None = None
+
+    def register_instance(self, instance) -> None:
+        root = instance.root_directory
+        if self.home and os.path.realpath(root) != os.path.realpath(self.home):
+            raise MeshError(
+                f"the Dagster instance in {root} names its SQLite storage in {self.home} (its "
+                f"dagster.yaml was copied or moved): run `mesh instance` with DAGSTER_HOME={root} "
+                "to write this folder's path"
+            )
+        super().register_instance(instance)
+
+
 @contextmanager
 def _transaction(found: Engine) -> Iterator[Connection]:
     with found.connect() as conn, conn.begin():
         yield conn
 
 
-class KeptRunStorage(SqliteRunStorage):
+class KeptRunStorage(_OfOneHome, SqliteRunStorage):
     """:class:`SqliteRunStorage` on a pool of open connections."""
 
     @contextmanager
@@ -96,7 +116,7 @@ class KeptRunStorage(SqliteRunStorage):
             yield conn
 
 
-class KeptScheduleStorage(SqliteScheduleStorage):
+class KeptScheduleStorage(_OfOneHome, SqliteScheduleStorage):
     """:class:`SqliteScheduleStorage` on a pool of open connections."""
 
     @contextmanager
@@ -105,7 +125,7 @@ class KeptScheduleStorage(SqliteScheduleStorage):
             yield conn
 
 
-class KeptEventLogStorage(SqliteEventLogStorage):
+class KeptEventLogStorage(_OfOneHome, SqliteEventLogStorage):
     """:class:`SqliteEventLogStorage` whose index shard stays connected and whose run shards
     keep their engines (each write still closes, so the file watcher sees it)."""
 
@@ -145,6 +165,8 @@ class MeshSqliteStorage(DagsterSqliteStorage):
         self._run_storage = KeptRunStorage.from_local(_runs_directory(base_dir))
         self._event_log_storage = KeptEventLogStorage(_event_logs_directory(base_dir))
         self._schedule_storage = KeptScheduleStorage.from_local(_schedule_directory(base_dir))
+        for storage in (self._run_storage, self._event_log_storage, self._schedule_storage):
+            storage.home = base_dir
         self._inst_data = inst_data
         super(DagsterSqliteStorage, self).__init__()
 
