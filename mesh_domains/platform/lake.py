@@ -104,6 +104,9 @@ def extension_file(name: str) -> Path:
 
 
 _checked: dict[str, Path] = {}
+# every connection the platform opens, and dbt's to the same staging database (DuckDB refuses
+# two configurations for one file in a process): extensions are checked by extension_file
+CONNECTION_CONFIG = {"allow_unsigned_extensions": True}
 
 
 def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
@@ -114,7 +117,7 @@ def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     Extensions load from their locked wheels' files (:func:`extension_file`), checked once
     per process; DuckDB's own signature check would hash each 20-40 MB binary again on every
     load into every new database (0.1-0.6 s each), so it is left off for these connections."""
-    con = duckdb.connect(database, config={"allow_unsigned_extensions": True})
+    con = duckdb.connect(database, config=dict(CONNECTION_CONFIG))
     if lake_data_url():
         ensure_extensions()
         con.execute(f"load '{extension_file('httpfs')}'")
