@@ -144,6 +144,8 @@ def ensure_manifest(domain: Domain, project_dir: Path) -> Path:
     )
     if manifest.exists() and stamp.exists() and stamp.read_text() == wanted:
         return manifest
+    if _restore_parse(project_dir, profiles_dir, wanted):
+        return manifest
     install_vendored_packages(domain, project_dir, profiles_dir)
     scratch = project_dir / "target" / f"parse-{os.getpid()}"
     args = [
@@ -173,7 +175,36 @@ def ensure_manifest(domain: Domain, project_dir: Path) -> Path:
             os.replace(scratch / name, manifest.parent / name)
     shutil.rmtree(scratch, ignore_errors=True)
     _atomic_write(stamp, wanted.encode())
+    _keep_parse(project_dir, profiles_dir, wanted)
     return manifest
+
+
+# what a parse leaves in target/, kept per profile too: processes whose settings give another
+# profile (lakes on object storage beside the embedded default) take turns without parsing again
+PARSE_FILES = ("manifest.json", "partial_parse.msgpack", PICKLE)
+
+
+def _keep_parse(project_dir: Path, profiles_dir: Path, key: str) -> None:
+    """Copy the parse in ``target/`` (stamped ``key``) beside its profile."""
+    kept = profiles_dir / "parse"
+    kept.mkdir(exist_ok=True)
+    for name in PARSE_FILES:
+        if (project_dir / "target" / name).exists():
+            _atomic_write(kept / name, (project_dir / "target" / name).read_bytes())
+    _atomic_write(kept / "mesh_parse.hash", key.encode())
+
+
+def _restore_parse(project_dir: Path, profiles_dir: Path, key: str) -> bool:
+    """Put back the parse kept beside this profile when it is of these sources (``key``)."""
+    kept = profiles_dir / "parse"
+    stamp = kept / "mesh_parse.hash"
+    if not (stamp.exists() and stamp.read_text() == key and (kept / "manifest.json").exists()):
+        return False
+    for name in PARSE_FILES:
+        if (kept / name).exists():
+            _atomic_write(project_dir / "target" / name, (kept / name).read_bytes())
+    _atomic_write(project_dir / "target" / "mesh_parse.hash", key.encode())
+    return True
 
 
 def _declared_packages(project_dir: Path) -> list[dict]:
@@ -574,9 +605,11 @@ def load_manifest(domain: Domain, project_dir: Path):
             return _manifest_from(state)
     profiles_dir = profile_dir(domain, project_dir)
     args = ["parse", "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir)]
-    return _keep_manifest(
+    parsed = _keep_manifest(
         project_dir, wanted, _parse_in_process(domain, project_dir, [*args, "--quiet"])
     )
+    _keep_parse(project_dir, profiles_dir, wanted)
+    return parsed
 
 
 def _keep_manifest(project_dir: Path, key: str, parsed):

@@ -60,3 +60,21 @@ def test_a_changed_project_is_parsed_once_in_process(tmp_path, monkeypatch):
     mesh_dbt.ensure_manifest(domain, project)
     mesh_dbt.load_manifest(domain, project)
     assert len(parses) == 2
+    # processes whose settings give another profile (lakes on object storage) parse it once,
+    # and the two profiles then take turns without parsing again
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "parse-test")  # named by the profile, not used
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "parse-test")
+    monkeypatch.setenv("MESH_LAKE_DATA_URL", "s3://mesh-lakes/parse-test")
+    mesh_dbt.ensure_manifest(domain, project)
+    assert len(parses) == 3
+    for url in (None, "s3://mesh-lakes/parse-test", None):
+        if url is None:
+            monkeypatch.delenv("MESH_LAKE_DATA_URL")
+        else:
+            monkeypatch.setenv("MESH_LAKE_DATA_URL", url)
+        stamp = mesh_dbt.ensure_manifest(domain, project).with_name("mesh_parse.hash")
+        assert stamp.read_text().endswith(
+            mesh_dbt.hashlib.sha256(mesh_dbt.profile_text(domain).encode()).hexdigest()[:12]
+        )
+        assert mesh_dbt.load_manifest(domain, project).nodes.keys() == first.nodes.keys()
+    assert len(parses) == 3
