@@ -17,7 +17,9 @@ in-process through dbt's programmatic runner (``dbtRunner``) with the parsed man
 (kept as a pickle beside it), so no dbt process starts and nothing is parsed or selected twice.
 A process that has dbt imported already (a build's worker) parses a changed project in-process
 too and keeps the pickle from that same parse: a fresh clone's first build parses each project
-once, without starting a dbt process.
+once, without starting a dbt process. Each parse is also kept beside the profile it was made
+with, so processes whose settings give another profile (lakes on object storage) and the
+default take turns without parsing again.
 """
 
 from __future__ import annotations

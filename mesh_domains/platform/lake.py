@@ -120,7 +120,7 @@ def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(database, config=dict(CONNECTION_CONFIG))
     if lake_data_url():
         ensure_extensions()
-        con.execute(f"load '{extension_file('httpfs')}'")
+        con.execute(f"load {_sql_value(str(extension_file('httpfs')))}")
         settings = object_storage_settings()
         con.execute(
             "create or replace temporary secret mesh_lakes ("
@@ -139,7 +139,7 @@ def _sql_value(value: str | bool) -> str:
 def load_extensions(con: duckdb.DuckDBPyConnection) -> None:
     ensure_extensions()
     for name in EXTENSIONS[:2] + (EXTENSIONS[2:3] if lake_catalog_url() else ()):
-        con.execute(f"load '{extension_file(name)}'")
+        con.execute(f"load {_sql_value(str(extension_file(name)))}")
 
 
 def retrying(action: Callable[[], Any], deadline_s: float = LOCK_RETRY_SECONDS) -> Any:

@@ -45,6 +45,7 @@ from typing import Any
 
 import duckdb
 
+from .contract_sql import literal
 from .contracts import (
     DUCKDB_TYPES,
     MAX_EXAMPLES,
@@ -711,7 +712,7 @@ def _keep_typed(con, typed: str, delivery: Delivery, sha: str) -> Path:
 
 def _parquet_view(con, name: str, files: list[Path], temp: bool = True) -> str:
     """A view over checked deliveries' Parquet files: the rows are read where they lie."""
-    listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    listed = ", ".join(literal(str(f)) for f in files)
     _drop(con, name)
     kind = "temp view" if temp else "view"
     con.execute(f"create {kind} {name} as select * from read_parquet([{listed}])")
@@ -734,9 +735,9 @@ def _load_trusted(
     raw, typed = f"_raw_{source.name}", f"_typed_{source.name}"
     _drop(con, typed)
     if kept is not None and kept.exists():
-        path = "'" + str(kept).replace("'", "''") + "'"
         con.execute(
-            f"create temp view {typed} as select * exclude (_partition) from read_parquet({path})"
+            f"create temp view {typed} as select * exclude (_partition) "
+            f"from read_parquet({literal(str(kept))})"
         )
         return typed
     header, _ = _header(source, rules, delivery.path)
