@@ -187,7 +187,8 @@ def _current_accounts(build: BuildContext, crm: str) -> None:
 
 def _match_accounts(build: BuildContext) -> None:
     """Match each current CRM account to a golden record: by NPI when the names agree, else by
-    name within the state."""
+    name within the state (same given name, nickname-aware; the most similar surname at or
+    above the threshold, ties to the lowest mesh id)."""
     con = build.con
     con.execute(f"""
         create or replace temp table crm_matches as
@@ -198,19 +199,33 @@ def _match_accounts(build: BuildContext) -> None:
             where p.record_source = 'ama'
         ),
         npi_ok as (select * from by_npi where match_score >= {NPI_NAME_AGREEMENT}),
-        candidates as (
-            select c.crm_id, p.mesh_id, 'name' as match_method,
-                   jaro_winkler_similarity(lower(c.last_name), lower(p.last_name)) as match_score
-            from crm_current c
-            join main.physicians p
-              on p.state = c.state
-             and lower(p.first_name) = c.given_name
-            where c.crm_id not in (select crm_id from npi_ok)
+        unmatched as (
+            select crm_id, state, given_name, lower(last_name) as last_name
+            from crm_current where crm_id not in (select crm_id from npi_ok)
+        ),
+        golden as (
+            select mesh_id, state, lower(first_name) as given_name, lower(last_name) as last_name
+            from main.physicians
+        ),
+        -- each distinct pair of surnames that meet in a block (state and given name) is scored
+        -- once, not once per pair of rows: blocks grow with the population, surnames do not
+        surname_pairs as (
+            select crm_last, golden_last, jaro_winkler_similarity(crm_last, golden_last) as score
+            from (
+                select distinct u.last_name as crm_last, g.last_name as golden_last
+                from (select distinct state, given_name, last_name from unmatched) u
+                join (select distinct state, given_name, last_name from golden) g
+                  using (state, given_name)
+            )
+            where jaro_winkler_similarity(crm_last, golden_last) >= {NAME_MATCH_THRESHOLD}
         ),
         by_name as (
-            select * from candidates
-            where match_score >= {NAME_MATCH_THRESHOLD}
-            qualify row_number() over (partition by crm_id order by match_score desc, mesh_id) = 1
+            select u.crm_id, g.mesh_id, 'name' as match_method, s.score as match_score
+            from unmatched u
+            join surname_pairs s on s.crm_last = u.last_name
+            join golden g
+              on g.state = u.state and g.given_name = u.given_name and g.last_name = s.golden_last
+            qualify row_number() over (partition by u.crm_id order by s.score desc, g.mesh_id) = 1
         )
         select * from npi_ok union all select * from by_name
     """)
