@@ -4,7 +4,8 @@ A contract's pandera schemas (see :func:`.contracts.pandera_schemas`) are read, 
 each column's dtype, nullability and checks (by the built-in check's name and statistics, or a
 custom check's ``sql_form``), the schema's unique keys and its table-level row rules become SQL
 predicates. Every row-level predicate is counted in ONE aggregate query (one scan of the table),
-every unique key in one ``group by``; only rules that fail are queried again for examples.
+every unique key in one hash aggregate (a ``group by`` when it finds a repeat); only rules that
+fail are queried again for examples.
 
 Semantics follow pandera's: value checks skip nulls, a non-nullable column fails on nulls,
 ``unique`` counts every row of a repeated key, and a strict schema refuses unexpected columns.
@@ -55,14 +56,20 @@ def literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _check_ok(check, column: str) -> str:
-    """SQL that is true where ``check`` holds for ``column`` (a non-null value)."""
+def _check_ok(check, column: str, helpers: dict[str, str] | None = None) -> str:
+    """SQL that is true where ``check`` holds for ``column`` (a non-null value). A check that
+    reads a value derived from the column several times asks for it in ``helpers`` (name ->
+    expression): the caller computes it once per row, beside the table's columns."""
     form = getattr(check, "sql_form", None)
     col = q(column)
     if form and form[0] == "npi":
-        from .npi import npi_valid_sql
+        from .npi import npi_number_sql, npi_valid_sql
 
-        return npi_valid_sql(col)
+        if helpers is None:
+            return npi_valid_sql(col)
+        number = f"__npi_number_{column}"
+        helpers[number] = npi_number_sql(col)
+        return npi_valid_sql(col, q(number))
     stats = check.statistics or {}
     name = check.name
     if name == "isin":
@@ -125,6 +132,7 @@ def validate_sql(con, table: str, schemas: list, min_rows: int) -> tuple[int, li
         failures += [Failure(n, "no unexpected columns", None) for n in present if n not in wanted]
     # (column, rule, failing-row predicate, example select)
     probes: list[tuple[str, str, str, str]] = []
+    helpers: dict[str, str] = {}
     for name, column in wanted.items():
         if name not in present:
             continue
@@ -138,7 +146,7 @@ def validate_sql(con, table: str, schemas: list, min_rows: int) -> tuple[int, li
         if not column.nullable:
             probes.append((name, "not_null", f"{q(name)} is null", ""))
         for check in column.checks:
-            bad = f"{q(name)} is not null and not ({_check_ok(check, name)})"
+            bad = f"{q(name)} is not null and not ({_check_ok(check, name, helpers)})"
             probes.append((name, _rule_name(check), bad, q(name)))
     mistyped = {f.column for f in failures}
     for check in main.checks:
@@ -146,13 +154,18 @@ def validate_sql(con, table: str, schemas: list, min_rows: int) -> tuple[int, li
         if not {c.strip() for c in columns.split(",")} & (mistyped | (set(wanted) - set(present))):
             probes.append((columns, _rule_name(check), f"not coalesce({ok}, true)", ""))
     counts = ", ".join(f"count(*) filter (where {bad})" for _, _, bad, _ in probes)
-    row = con.execute(f"select count(*){', ' + counts if counts else ''} from {table}").fetchone()
+    rows_of = table
+    if helpers:
+        derived = ", ".join(f"{expr} as {q(name)}" for name, expr in helpers.items())
+        rows_of = f"(select *, {derived} from {table})"
+    row = con.execute(f"select count(*){', ' + counts if counts else ''} from {rows_of}").fetchone()
     rows = int(row[0])
     if rows < min_rows:
         return rows, [Failure(TABLE, f"at least {min_rows} row(s)", rows)]
     for (column, rule, bad, example), count in zip(probes, row[1:], strict=True):
         if count:
-            failures.append(Failure(column, rule, int(count), _examples(con, table, bad, example)))
+            examples = _examples(con, rows_of, bad, example)
+            failures.append(Failure(column, rule, int(count), examples))
     for schema in schemas:
         for key in _unique_sets(schema.unique):
             if set(key) <= set(present) and not set(key) & mistyped:
@@ -180,6 +193,13 @@ def _examples(con, table: str, bad: str, select: str) -> tuple[str, ...]:
 
 def _unique_failures(con, table: str, key: list[str]) -> list[Failure]:
     cols = ", ".join(q(k) for k in key)
+    # distinct hashes are distinct keys: as many as rows proves the key unique in one hash
+    # aggregate; otherwise (a repeat, a null, or a collision) the groups are counted exactly
+    (rows, hashes) = con.execute(
+        f"select count(*), count(distinct hash({cols})) from {table}"
+    ).fetchone()
+    if rows == hashes:
+        return []
     groups = f"select {cols}, count(*) as _n from {table} group by all having count(*) > 1"
     (count,) = con.execute(f"select coalesce(sum(_n), 0) from ({groups})").fetchone()
     if not count:

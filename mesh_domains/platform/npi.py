@@ -82,14 +82,30 @@ def npi_valid_expr(col: ir.StringValue) -> ir.BooleanValue:
     return well_formed & ((total % 10) == 0)
 
 
-def npi_valid_sql(col: str) -> str:
+# Luhn contribution of each two-digit group "ab" of the NPI, where a sits in a doubled place
+# (the 1st, 3rd, ... 9th digit) and b in a plain one: the 10 digits are 5 such groups.
+_PAIR_LUHN = [_doubled(a) + b for a in range(10) for b in range(10)]
+
+
+def npi_number_sql(col: str) -> str:
+    """The NPI in ``col`` as a BIGINT (null if it is not one), for :func:`npi_valid_sql`."""
+    return f"try_cast({col} as bigint)"
+
+
+def npi_valid_sql(col: str, number: str | None = None) -> str:
     """DuckDB SQL boolean: true exactly when ``col`` holds a valid NPI (never null).
 
     The same rule as :func:`is_valid_npi` and :func:`npi_valid_expr`, as plain SQL so that a
-    contract compiles to one query; the tests keep all three in agreement.
+    contract compiles to one query; the tests keep all three in agreement. The shape is one
+    regular expression; the Luhn sum adds a table lookup per pair of digits of the number.
+    ``number`` names a column or expression already holding :func:`npi_number_sql` of ``col``
+    (a contract computes it once per row: the sum reads it five times).
     """
-    digits = [f"try_cast(substr({col}, {i + 1}, 1) as integer)" for i in range(10)]
-    doubled = " + ".join(f"({d} * 2 - case when {d} >= 5 then 9 else 0 end)" for d in digits[0:9:2])
-    total = f"({PREFIX_LUHN_SUM} + {doubled} + {' + '.join(digits[1:9:2])} + {digits[9]})"
+    number = number or npi_number_sql(col)
+    table = "[" + ", ".join(map(str, _PAIR_LUHN)) + "]"
+    pairs = " + ".join(f"{table}[({number} // {100**k}) % 100 + 1]" for k in range(5))
     shape = _NPI_PATTERN.strip("^$")
-    return f"coalesce(regexp_full_match({col}, '{shape}') and {total} % 10 = 0, false)"
+    return (
+        f"coalesce(regexp_full_match({col}, '{shape}') "
+        f"and ({PREFIX_LUHN_SUM} + {pairs}) % 10 = 0, false)"
+    )

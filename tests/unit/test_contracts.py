@@ -155,3 +155,39 @@ def test_every_unique_key_gets_its_own_pandera_schema():
     """pandera reports one key per schema, so each extra unique key is checked on its own."""
     schemas = pandera_schemas(PHYSICIANS, "physician_master/physicians")
     assert [s.unique for s in schemas] == [[["mesh_id"]], ["npi"]]
+
+
+@pytest.mark.parametrize("repeat", ["none", "a repeated key", "a key with a null part"])
+def test_a_composite_key_is_unique_or_its_repeats_are_counted(con, repeat):
+    """A unique key over several columns: proven unique when it is, else every row of a
+    repeated key (nulls included, as one value) is counted, with the key as example, in both
+    engines."""
+    key = Contract(
+        columns=(
+            ColumnSpec("npi", "string"),
+            ColumnSpec("product", "string", nullable=False),
+            ColumnSpec("trx", "int64", nullable=False),
+        ),
+        primary_key=("npi", "product"),
+    )
+    rows = [("'1234567893'", "'A'"), ("'1234567893'", "'B'"), ("'1245319599'", "'A'")]
+    if repeat == "a repeated key":
+        rows += [("'1234567893'", "'B'")] * 2
+    elif repeat == "a key with a null part":
+        rows += [("null", "'A'")] * 2
+    values = ", ".join(f"({n}, {p}, {i}::bigint)" for i, (n, p) in enumerate(rows))
+    con.execute(f"create table keyed as select * from (values {values}) as t(npi, product, trx)")
+    reports = {
+        engine: validate_table(con, "keyed", key, domain="d", port="p", engine=engine)
+        for engine in ("sql", "pandera")
+    }
+    unique = [f for f in reports["sql"].failures if f.rule == "unique"]
+    if repeat == "none":
+        assert reports["sql"].passed and reports["pandera"].passed
+    elif repeat == "a repeated key":
+        assert [(f.column, f.failing_rows, f.examples) for f in unique] == [
+            ("npi, product", 3, ("1234567893/B",))
+        ]
+    else:
+        assert [(f.column, f.failing_rows) for f in unique] == [("npi, product", 2)]
+    assert sorted(reports["sql"].failures, key=str) == sorted(reports["pandera"].failures, key=str)
