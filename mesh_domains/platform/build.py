@@ -8,10 +8,6 @@ default: the machine's cores). Workers are forked from a server that has already
 Dagster, dbt and pandera, so a domain pays for its own work, not for imports. A domain whose
 build fails stops everything downstream of it (their previous port versions stay served);
 domains that do not depend on it still build.
-
-A slot no ready domain needs checks the landing deliveries of a dbt domain still waiting for
-its upstream domains (:func:`precheck_sources`): their verdicts and typed rows are kept, so the
-domain's own build, once it starts, reloads them instead of checking them on its critical path.
 """
 
 from __future__ import annotations
@@ -116,8 +112,7 @@ def build_mesh(
     A domain starts once all its upstream domains (among those built) succeeded; independent
     domains build side by side, up to ``parallel`` (default :func:`build_parallelism`), each
     in a worker process; a build of one domain (or ``parallel`` 1) runs in this process.
-    ``on_event(domain, phase, result)`` reports progress: phase is ``start`` or ``end`` (with
-    the result), or ``check`` / ``checked`` around a waiting domain's deliveries checked ahead.
+    ``on_event(domain, phase, result)`` reports progress: phase is ``start`` or ``end``.
     """
     domains = discover_domains()
     wanted = set(only or domains)
@@ -145,26 +140,17 @@ def build_mesh(
     ) as pool:
         env = dict(os.environ, MESH_BUILD_PID=str(os.getpid()))
         submit = lambda name: pool.submit(_build_in_worker, name, ref, env, options)  # noqa: E731
-        window = options.window if options else None
-        check = None
-        if not (options and options.params):  # parameters may narrow what a build reads
-            check = lambda name, sources: pool.submit(  # noqa: E731
-                _precheck_in_worker, name, sources, env, window
-            )
-        _schedule(order, domains, report, on_event, None, submit, parallel, check)
+        _schedule(order, domains, report, on_event, None, submit, parallel)
     return report
 
 
-def _schedule(order, domains, report, on_event, run, submit, slots: int, check=None) -> None:
+def _schedule(order, domains, report, on_event, run, submit, slots: int) -> None:
     """Start each domain when its upstream domains are done, at most ``slots`` at once, in
     the order given among those ready: inline (``run``) or in workers (``submit``); a failure
-    skips everything downstream of it. A slot no ready domain takes checks the sources of a
-    waiting dbt domain (``check(name, sources)``), which then starts once that is done."""
+    skips everything downstream of it."""
     pending, blocked = list(order), set()
     running: dict[Future, str] = {}
-    checks: set[Future] = set()
     finished: set[str] = set()
-    considered: set[str] = set()
 
     def finish(name: str, result: DomainResult) -> None:
         report.results.append(result)
@@ -180,8 +166,7 @@ def _schedule(order, domains, report, on_event, run, submit, slots: int, check=N
                 finish(name, DomainResult(name, "skipped", error="an upstream domain failed"))
                 continue
             ups = {u for u in domains[name].upstream_domains if u in order}
-            checking = any(running[f] == name for f in checks)
-            if not ups <= finished or checking or len(running) >= slots:
+            if not ups <= finished or len(running) >= slots:
                 continue
             pending.remove(name)
             on_event(name, "start", None)
@@ -189,71 +174,16 @@ def _schedule(order, domains, report, on_event, run, submit, slots: int, check=N
                 finish(name, run(name))
             else:
                 running[submit(name)] = name
-        for name in pending if check is not None else ():
-            if len(running) >= slots:
-                break
-            if name in considered or name in blocked:
-                continue
-            considered.add(name)
-            sources = _own_sources(name, domains, [*pending, *running.values()])
-            if sources:
-                on_event(name, "check", None)
-                future = check(name, sources)
-                running[future] = name
-                checks.add(future)
         if not running:
             continue
         done, _ = wait(list(running), return_when=FIRST_COMPLETED)
         for future in done:
             name = running.pop(future)
-            if future in checks:  # what it found, the domain's build finds again and reports
-                checks.discard(future)
-                on_event(name, "checked", None)
-                continue
             try:
                 result = future.result()
             except Exception as exc:  # noqa: BLE001 — a worker that died is a failed domain
                 result = DomainResult(name, "failed", error=f"the build's worker died: {exc!r}")
             finish(name, result)
-
-
-def _own_sources(name: str, domains: dict[str, Domain], unfinished: list[str]) -> list[str]:
-    """The landing sources worth checking ahead of ``name``'s build: a dbt domain loads each of
-    its sources whole (a Python builder may read only part of one), and a source another
-    unfinished domain ingests is left to that domain's build, not checked twice at once."""
-    domain = domains[name]
-    if domain.toolchain != "dbt":
-        return []
-    others = {s.name for o in unfinished if o != name for s in domains[o].sources}
-    return [s.name for s in domain.sources if s.name not in others]
-
-
-def precheck_sources(name: str, sources: list[str], window: tuple[date, date] | None = None):
-    """Check ``sources``' deliveries for domain ``name`` ahead of its build, as its build would
-    (within ``window``: a backfill's periods). A delivery that passes keeps its verdict and
-    typed rows for the build; one that fails is left for the build to reject and report."""
-    import logging
-
-    import duckdb
-
-    from .sources import load_source
-
-    domain = discover_domains()[name]
-    log = logging.getLogger(f"mesh.precheck.{name}")
-    for source in sources:
-        con = duckdb.connect()
-        try:
-            load_source(con, name, domain.source(source), log=log, within=window)
-        except Exception as exc:  # noqa: BLE001 — the build checks it again and says why
-            log.info(f"{name}: {source} left to the build: {exc}")
-        finally:
-            con.close()
-
-
-def _precheck_in_worker(name: str, sources: list[str], env: dict[str, str], window) -> None:
-    os.environ.clear()
-    os.environ.update(env)
-    precheck_sources(name, sources, window)
 
 
 def _instance_ref(instance: dg.DagsterInstance):

@@ -285,15 +285,10 @@ def _build_and_report(domain, options, title: str = "mesh build") -> None:
     started = time.monotonic()
 
     in_flight: dict[str, float] = {}
-    checking: set[str] = set()  # waiting domains whose deliveries are checked ahead
     spinner = console.status("")
 
     def progress(name, phase, result):
-        if phase == "check":
-            checking.add(name)
-        elif phase == "checked":
-            checking.discard(name)
-        elif phase == "start":
+        if phase == "start":
             in_flight[name] = time.monotonic()
         else:
             in_flight.pop(name, None)
@@ -305,12 +300,9 @@ def _build_and_report(domain, options, title: str = "mesh build") -> None:
                 console.print(
                     f"[red]✘ {name} failed[/] after {result.seconds:.1f}s:\n{result.error}"
                 )
-        if in_flight or checking:
+        if in_flight:
             names = ", ".join(f"[bold]{n}[/]" for n in in_flight)
-            doing = [f"building {names}"] if in_flight else []
-            if checking:
-                doing.append(f"checking the deliveries of {', '.join(sorted(checking))}")
-            spinner.update(f"{' and '.join(doing)} … (logs in {mesh_paths().data / 'logs'})")
+            spinner.update(f"building {names} … (logs in {mesh_paths().data / 'logs'})")
             spinner.start()
         else:
             spinner.stop()
