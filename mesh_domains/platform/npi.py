@@ -5,9 +5,10 @@ organisations) and a Luhn check digit.  CMS computes the check digit as if the N
 prefixed with the card-issuer code "80840", so a plain Luhn over the 10 digits is wrong;
 the prefix always contributes 24 to the Luhn sum, which is the shortcut used here.
 
-The same rule exists twice: in Python (for generating and checking single values) and as an
-ibis expression (so data-quality checks run inside DuckDB without a Python UDF).  The tests
-keep the two in agreement.
+The same rule exists three times: in Python (for generating and checking single values), as an
+ibis expression (for pandera's own engine) and as plain DuckDB SQL (for contracts compiled to
+one query), so data-quality checks run inside DuckDB without a Python UDF.  The tests keep the
+three in agreement.
 """
 
 from __future__ import annotations
