@@ -185,6 +185,18 @@ def _current_accounts(build: BuildContext, crm: str) -> None:
     """)
 
 
+# Accounts whose NPI is an AMA golden record's and whose surname agrees with it (``npi_ok``).
+NPI_MATCHES = f"""
+    by_npi as (
+        select c.crm_id, p.mesh_id, 'npi' as match_method,
+               jaro_winkler_similarity(lower(c.last_name), lower(p.last_name)) as match_score
+        from crm_current c join main.physicians p on p.npi = c.npi
+        where p.record_source = 'ama'
+    ),
+    npi_ok as (select * from by_npi where match_score >= {NPI_NAME_AGREEMENT})
+"""
+
+
 def _match_accounts(build: BuildContext) -> None:
     """Match each current CRM account to a golden record: by NPI when the names agree, else by
     name within the state (same given name, nickname-aware; the most similar surname at or
@@ -192,13 +204,7 @@ def _match_accounts(build: BuildContext) -> None:
     con = build.con
     con.execute(f"""
         create or replace temp table crm_matches as
-        with by_npi as (
-            select c.crm_id, p.mesh_id, 'npi' as match_method,
-                   jaro_winkler_similarity(lower(c.last_name), lower(p.last_name)) as match_score
-            from crm_current c join main.physicians p on p.npi = c.npi
-            where p.record_source = 'ama'
-        ),
-        npi_ok as (select * from by_npi where match_score >= {NPI_NAME_AGREEMENT}),
+        with {NPI_MATCHES},
         unmatched as (
             select crm_id, state, given_name, lower(last_name) as last_name
             from crm_current where crm_id not in (select crm_id from npi_ok)

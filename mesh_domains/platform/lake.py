@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import duckdb
 import duckdb_extensions
 
+from .contract_sql import literal
 from .descriptor import Domain, PortRef
 from .errors import MeshError, MissingInputError
 from .faults import crash_point
@@ -120,26 +121,20 @@ def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(database, config=dict(CONNECTION_CONFIG))
     if lake_data_url():
         ensure_extensions()
-        con.execute(f"load {_sql_value(str(extension_file('httpfs')))}")
+        con.execute(f"load {literal(str(extension_file('httpfs')))}")
         settings = object_storage_settings()
         con.execute(
             "create or replace temporary secret mesh_lakes ("
-            + ", ".join(["type s3", *(f"{k} {_sql_value(v)}" for k, v in settings.items())])
+            + ", ".join(["type s3", *(f"{k} {literal(v)}" for k, v in settings.items())])
             + ")"
         )
     return con
 
 
-def _sql_value(value: str | bool) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    return "'" + value.replace("'", "''") + "'"
-
-
 def load_extensions(con: duckdb.DuckDBPyConnection) -> None:
     ensure_extensions()
     for name in EXTENSIONS[:2] + (EXTENSIONS[2:3] if lake_catalog_url() else ()):
-        con.execute(f"load {_sql_value(str(extension_file(name)))}")
+        con.execute(f"load {literal(str(extension_file(name)))}")
 
 
 def retrying(action: Callable[[], Any], deadline_s: float = LOCK_RETRY_SECONDS) -> Any:
@@ -444,7 +439,7 @@ def open_port(
         con.execute(f"create schema if not exists {producer.name}")
     if not files:
         raise MissingInputError(f"{producer.name}/{port} version {pinned} has no data files")
-    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    listed = ", ".join(literal(f) for f in files)
     # a partitioned port's files sit in hive-style folders; their columns are in the files
     con.execute(
         f"create or replace view {view} as "

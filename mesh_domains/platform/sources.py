@@ -701,9 +701,9 @@ def _keep_typed(con, typed: str, delivery: Delivery, sha: str) -> Path:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        part = delivery.partition.replace("'", "''")
         con.execute(
-            f"copy (select *, '{part}'::varchar as _partition from {typed}) to '{tmp}' "
+            f"copy (select *, {literal(delivery.partition)}::varchar as _partition "
+            f"from {typed}) to {literal(str(tmp))} "
             "(format parquet)"
         )
         os.replace(tmp, path)

@@ -17,20 +17,15 @@ import pytest
 from mesh_domains.physician_master.assets import (
     NAME_MATCH_THRESHOLD,
     NICKNAMES,
-    NPI_NAME_AGREEMENT,
+    NPI_MATCHES,
     _match_accounts,
     _nickname_table,
 )
 
-# The rule as first written: every CRM account against every golden record of its block.
+# The name rule as first written: every CRM account against every golden record of its block
+# (the NPI matches are the builder's own: that part was not changed).
 ROW_BY_ROW = f"""
-    with by_npi as (
-        select c.crm_id, p.mesh_id, 'npi' as match_method,
-               jaro_winkler_similarity(lower(c.last_name), lower(p.last_name)) as match_score
-        from crm_current c join main.physicians p on p.npi = c.npi
-        where p.record_source = 'ama'
-    ),
-    npi_ok as (select * from by_npi where match_score >= {NPI_NAME_AGREEMENT}),
+    with {NPI_MATCHES},
     candidates as (
         select c.crm_id, p.mesh_id, 'name' as match_method,
                jaro_winkler_similarity(lower(c.last_name), lower(p.last_name)) as match_score
