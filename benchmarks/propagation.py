@@ -5,7 +5,10 @@ whole mesh (``mesh build``'s code path, every period), then drop one new week of
 propagate exactly as the daemon would: tick every domain's arrival and process-linkage sensor,
 run what they request (selection, partitions, tags, config as requested), repeat until nobody
 requests anything. Reports the full build, the propagation, their ratio, and per run what it
-published (ports and partitions).
+published (ports and partitions) and each step's time. The runs execute in this process after
+it has loaded what ``mesh build``'s workers load before they fork
+(``mesh_domains/platform/warm.py``: Dagster, dbt, pandera, polars), so both sides are measured
+warm: the week's runs pay for their work, not for importing dbt once.
 
     .venv/bin/python benchmarks/propagation.py --scale 20 --json benchmarks/results/prop.json
 """
@@ -38,6 +41,9 @@ def main() -> int:
         "is the newest one re-dated, so the physician master's rows do not change)",
     )
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the data root and instance (path printed)"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mesh-propagation-"))
     os.environ["MESH_DATA_DIR"] = str(work / "data")
@@ -46,13 +52,17 @@ def main() -> int:
     try:
         return run(args, work)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def run(args, work: Path) -> int:
     import dagster as dg
     import duckdb
 
+    import mesh_domains.platform.warm  # noqa: F401  (as mesh build's workers: measured warm)
     from mesh_domains.platform.build import build_mesh, domain_job
     from mesh_domains.platform.cli import prepare_instance_home
     from mesh_domains.platform.descriptor import discover_domains, domain_levels
@@ -102,6 +112,7 @@ def run(args, work: Path) -> int:
                             "trigger": request.tags.get("mesh/trigger"),
                             "seconds": round(time.monotonic() - t0, 2),
                             "published": _published(instance, result.run_id),
+                            "steps_s": _step_seconds(instance, result.run_id),
                         }
                     )
             if not requested:
@@ -180,6 +191,26 @@ def _new_week(folder: Path, duckdb, new_prescribers: int = 0) -> str:
         )
     con.execute(f"copy week to '{target}' (header)")
     return week
+
+
+def _step_seconds(instance, run_id: str) -> dict[str, float]:
+    """Each step's wall time in the run (start to success or failure), from its events."""
+    import dagster as dg
+
+    starts: dict[str, float] = {}
+    out: dict[str, float] = {}
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None or not event.step_key:
+            continue
+        if event.event_type == dg.DagsterEventType.STEP_START:
+            starts[event.step_key] = record.timestamp
+        elif event.event_type in (
+            dg.DagsterEventType.STEP_SUCCESS,
+            dg.DagsterEventType.STEP_FAILURE,
+        ):
+            out[event.step_key] = round(record.timestamp - starts.get(event.step_key, 0), 2)
+    return out
 
 
 def _published(instance, run_id: str) -> dict[str, list]:

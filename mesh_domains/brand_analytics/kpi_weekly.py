@@ -12,10 +12,12 @@ pinned input port to one row per period and product, within the build's window.
 from __future__ import annotations
 
 from datetime import date
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from mesh_domains.platform import BuildContext, port_builder
+
+if TYPE_CHECKING:  # polars loads when a build runs, not when the code location loads
+    import polars as pl
 
 KEY = ["week_ending", "product"]
 SATURDAY = 6  # polars' dt.weekday(): Monday = 1 .. Sunday = 7
@@ -24,12 +26,16 @@ COUNTS = ("nrx", "trx", "paid_claims", "reversed_claims", "npp_sends", "npp_clic
 
 def week_ending(day: pl.Expr) -> pl.Expr:
     """The Saturday that ends the week of ``day`` (a Saturday is its own week's end)."""
+    import polars as pl
+
     return day + pl.duration(days=(SATURDAY - day.dt.weekday()) % 7)
 
 
 def npp_weekly(daily: pl.DataFrame) -> pl.DataFrame:
     """NPP sends and clicks per week and product, from per-day sums (activity_date, product,
     sends, clicks)."""
+    import polars as pl
+
     return (
         daily.with_columns(week_ending(pl.col("activity_date")).alias("week_ending"))
         .group_by(KEY)
@@ -47,6 +53,8 @@ def weekly_kpis(
     npp_sends, npp_clicks. share_of_basket is the product's TRx over the basket's TRx that
     week (null in a week without any basket TRx).
     """
+    import polars as pl
+
     frame = rx
     for other in (claims, net, npp):
         frame = frame.join(other, on=KEY, how="full", coalesce=True)

@@ -9,7 +9,10 @@ and are counted in the match metrics.
 The CRM matching is the costly part (a name join within state and given name) and depends only
 on the AMA file and the CRM accounts: when the served version was matched by this code from the
 same AMA and CRM deliveries — a new week of Rx arrived, nothing else — its CRM matches are reused
-and only the golden records and the Rx cross-reference are computed again.
+and only the golden records and the Rx cross-reference are computed again. And when the Rx
+deliveries name exactly the prescribers the served version knows (the usual new week), nothing
+can differ: the served rows are kept as the new version, without staging, checking or writing
+millions of unchanged rows again.
 """
 
 from __future__ import annotations
@@ -102,6 +105,18 @@ def master_physicians(build: BuildContext) -> dict:
         f"create or replace temp table rx_npis as select distinct prescriber_npi as npi from {rx}"
     )
     reused = build.unchanged_since_served("physician_xref", "ama_physician", "crm_accounts")
+    if reused is not None and _same_prescribers(build):
+        kept = build.keep_served("physicians", "physician_xref")
+        if kept is not None:
+            build.log.info(
+                f"physician_master: AMA and CRM deliveries unchanged and no prescriber new to "
+                f"version {kept}: its rows are kept as the new version"
+            )
+            metrics = _metrics(
+                build, build.served("physicians"), _served_matches(build), f"select * from {crm}"
+            )
+            metrics["rows_kept_from_version"] = kept
+            return {"physicians": metrics, "physician_xref": metrics}
     if reused is None:
         _current_accounts(build, crm)
     else:  # the same AMA and CRM deliveries: the matches cannot differ, only the count is needed
@@ -140,11 +155,7 @@ def master_physicians(build: BuildContext) -> dict:
             f"physician_master: AMA and CRM deliveries unchanged since version {reused}: "
             "its CRM matches are reused"
         )
-        con.execute(f"""
-            create or replace temp table crm_matches as
-            select source_id as crm_id, mesh_id, match_method, match_score
-            from {build.served("physician_xref")} where source_system = 'crm'
-        """)
+        con.execute(f"create or replace temp table crm_matches as {_served_matches(build)}")
     con.execute("""
         update main.physicians p set crm_accounts = m.n
         from (select mesh_id, count(*)::bigint as n from crm_matches group by mesh_id) m
@@ -164,10 +175,29 @@ def master_physicians(build: BuildContext) -> dict:
         from crm_matches
     """,
     )
-    metrics = _metrics(build)
+    metrics = _metrics(
+        build, "main.physicians", "select * from crm_matches", "select * from crm_current"
+    )
     if reused is not None:
         metrics["crm_matches_reused_from_version"] = reused
     return {"physicians": metrics, "physician_xref": metrics}
+
+
+def _same_prescribers(build: BuildContext) -> bool:
+    """Whether the Rx deliveries name exactly the prescribers of the served cross-reference."""
+    served = f"select source_id from {build.served('physician_xref')} where source_system = 'rx'"
+    return build.con.execute(f"""
+        select (select count(*) from rx_npis) = (select count(*) from ({served}))
+           and not exists (select 1 from rx_npis where npi not in ({served}))
+    """).fetchone()[0]
+
+
+def _served_matches(build: BuildContext) -> str:
+    """The served version's CRM matches, as the query of a table like ``crm_matches``."""
+    return f"""
+        select source_id as crm_id, mesh_id, match_method, match_score
+        from {build.served("physician_xref")} where source_system = 'crm'
+    """
 
 
 def _current_accounts(build: BuildContext, crm: str) -> None:
@@ -237,14 +267,15 @@ def _match_accounts(build: BuildContext) -> None:
     """)
 
 
-def _metrics(build: BuildContext) -> dict:
-    """Match statistics shown on the materialization (and the domain query)."""
-    row = build.con.execute("""
+def _metrics(build: BuildContext, physicians: str, matches: str, accounts: str) -> dict:
+    """Match statistics shown on the materialization (and the domain query), from the golden
+    records (a table), the CRM matches and the CRM accounts (queries)."""
+    row = build.con.execute(f"""
         select
-          (select count(*) from crm_current) as crm_accounts,
-          (select count(*) from crm_matches where match_method = 'npi') as by_npi,
-          (select count(*) from crm_matches where match_method = 'name') as by_name,
-          (select count(*) from main.physicians where record_source = 'rx_only') as rx_only
+          (select count(distinct crm_id) from ({accounts})) as crm_accounts,
+          (select count(*) from ({matches}) where match_method = 'npi') as by_npi,
+          (select count(*) from ({matches}) where match_method = 'name') as by_name,
+          (select count(*) from {physicians} where record_source = 'rx_only') as rx_only
     """).fetchone()
     total, by_npi, by_name, rx_only = row
     matched = by_npi + by_name

@@ -86,6 +86,7 @@ class ContractReport:
     failures: list[Failure] = field(default_factory=list)
     file: str | None = None
     kind: str = "port"
+    same_as: int | None = None  # kept as served: the rows of this version, which passed
 
     @property
     def passed(self) -> bool:
@@ -95,6 +96,11 @@ class ContractReport:
         where = f"domain {self.domain!r}, {self.kind} {self.port!r}"
         if self.file:
             where += f", file {self.file}"
+        if self.same_as is not None:
+            return (
+                f"contract passed: {where} ({self.rows} rows, unchanged: the rows of version "
+                f"{self.same_as}, which passed this contract)"
+            )
         if self.passed:
             return f"contract passed: {where} ({self.rows} rows)"
         lines = [f"contract failed: {where}"]

@@ -511,6 +511,7 @@ def publish(
     staged: dict[str, str],
     info: dict[str, Any],
     replace: dict[str, tuple[str, Any, Any]] | None = None,
+    kept: list[str] | None = None,
 ) -> int:
     """Publish staged tables as new port versions in ONE lake commit; returns the snapshot id.
 
@@ -520,12 +521,15 @@ def publish(
     table is partitioned by that column in the lake, so replacing a period swaps whole files
     and never leaves delete files behind. Either every port of the commit becomes visible, or
     (on any error, or a crash) none does. A commit that collides with a reader's lock on the
-    catalog is rolled back and tried again.
+    catalog is rolled back and tried again. A port named in ``kept`` gets a new version with
+    the rows it has (its table's comment is all the commit changes of it: no data file).
     """
-    return retrying(lambda: _publish_once(con, domain, staged, info, replace or {}))
+    return retrying(lambda: _publish_once(con, domain, staged, info, replace or {}, kept or []))
 
 
-def _publish_once(con, domain: str, staged: dict[str, str], info: dict[str, Any], replace) -> int:
+def _publish_once(
+    con, domain: str, staged: dict[str, str], info: dict[str, Any], replace, kept
+) -> int:
     alias = lake_alias(domain)
     existing = {
         name
@@ -548,6 +552,10 @@ def _publish_once(con, domain: str, staged: dict[str, str], info: dict[str, Any]
                 f"delete from {target} where cast({column} as date) between ? and ?", [first, last]
             )
             con.execute(f"insert into {target} select * from {table}")
+        for port in kept:
+            same = ((info.get("ports") or {}).get(port) or {}).get("same_as")
+            note = literal(f"rows unchanged since version {same}")
+            con.execute(f"comment on table {alias}.main.{port} is {note}")
         info = _with_totals(con, alias, info, staged, replace)
         con.execute(
             f"call {alias}.set_commit_message(?, ?, extra_info => ?)",
@@ -563,7 +571,7 @@ def _publish_once(con, domain: str, staged: dict[str, str], info: dict[str, Any]
     version = retrying(
         lambda: con.execute(f"select max(snapshot_id) from {alias}.snapshots()").fetchone()[0]
     )
-    write_pointer(con, domain, version, list(staged))
+    write_pointer(con, domain, version, [*staged, *kept])
     return version
 
 

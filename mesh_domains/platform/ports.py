@@ -110,6 +110,7 @@ class BuildContext:
     scope: PartitionScope | None = None
     params: dict[str, Any] = field(default_factory=dict)
     code_version: str = ""
+    kept: dict[str, int] = field(default_factory=dict)
 
     def source(self, name: str, *, latest_only: bool = False) -> str:
         """Check and load a raw source's deliveries; returns the staging table holding them."""
@@ -150,9 +151,10 @@ class BuildContext:
 
     def unchanged_since_served(self, port: str, *sources: str) -> int | None:
         """The served version of ``port`` if it was built by this code, in this variation, from
-        exactly the deliveries of ``sources`` loaded now (call after :meth:`source`): what it
-        derived from those sources alone can be reused instead of computed again. None if not
-        (or if there is no served version, or no lake: a plain connection has nothing served)."""
+        exactly the deliveries of ``sources`` loaded now (call after :meth:`source`) and the
+        same versions of the input ports among them (``producer/port``): what it derived from
+        those inputs alone can be reused instead of computed again. None if not (or if there is
+        no served version, or no lake: a plain connection has nothing served)."""
         alias = lake.lake_alias(self.domain.name)
         attached = self.con.execute(
             "select count(*) from duckdb_databases() where database_name = ?", [alias]
@@ -171,9 +173,40 @@ class BuildContext:
             and all(
                 (info.get("delivery_versions") or {}).get(s) == self.delivery_versions.get(s)
                 for s in sources
+                if "/" not in s
+            )
+            and all(
+                (info.get("input_versions") or {}).get(ref, -1) == self.input_versions.get(ref)
+                for ref in sources
+                if "/" in ref
             )
         )
         return latest.version if same else None
+
+    def served_metrics(self, port: str) -> dict[str, Any]:
+        """The figures the build of ``port``'s served version reported (its metadata)."""
+        latest = lake.latest_versions(self.con, self.domain.name, [port]).get(port)
+        return {} if latest is None else (latest.info.get("metrics") or {}).get(port, {})
+
+    def keep_served(self, *ports: str) -> int | None:
+        """Publish ``ports`` with exactly the rows of their served version, without staging,
+        checking or writing them again: for a builder that has proven this build would give
+        those very rows (e.g. :meth:`unchanged_since_served` for what they derive from, and the
+        rest of its input unchanged). The new version records this build's inputs and
+        deliveries, changes no data file and starts no consumer (``mesh/unchanged``); its
+        contract verdict is the served version's, checked by this same code. Returns that
+        version, or None (nothing kept: stage the ports as usual) if the ports were not served
+        together by this code in this variation, or the build is partition-scoped."""
+        version = self.unchanged_since_served(ports[0])
+        if version is None:
+            return None
+        latest = lake.latest_versions(self.con, self.domain.name, list(ports))
+        if any(latest.get(p) is None or latest[p].version != version for p in ports):
+            return None
+        for port in ports:
+            self.domain.output_port(port)
+            self.kept[port] = version
+        return version
 
     def stage(self, port: str, sql: str) -> None:
         """Write ``sql``'s result as the staged table of output port ``port``."""
@@ -301,8 +334,9 @@ def check_results(reports: list[ContractReport]) -> Iterator[dg.AssetCheckResult
             severity=dg.AssetCheckSeverity.ERROR,
             description=r.message(),
             metadata={
-                "rows_checked": r.rows,
+                "rows_checked": 0 if r.same_as is not None else r.rows,
                 "failures": dg.MetadataValue.json(r.as_metadata()["failures"]),
+                **({"rows_of_version": r.same_as} if r.same_as is not None else {}),
             },
         )
 
@@ -377,7 +411,12 @@ def audit_and_publish(
     """
     domain = build.domain
     crash_point("build.after_stage")
-    reports = audit(build.con, domain, ports, build.scope)
+    previous = lake.latest_versions(build.con, domain.name, [p.name for p in ports])
+    checked = audit(build.con, domain, [p for p in ports if p.name not in build.kept], build.scope)
+    reports = [
+        kept_report(domain, p, previous[p.name]) if p.name in build.kept else checked.pop(0)
+        for p in ports
+    ]
     crash_point("build.after_audit")
     yield from check_results(reports)
     failed = [r for r in reports if not r.passed]
@@ -388,11 +427,10 @@ def audit_and_publish(
             + f"\nNothing was published: the previous versions of {domain.name} stay served; "
             f"the staged tables are kept in {mesh_paths().staging_db(domain.name)} for diagnosis.",
         )
-    previous = lake.latest_versions(build.con, domain.name, [p.name for p in ports])
     changed = changed_inputs(build, ports, previous)
     partitions = {p.name: list(build.scope.keys) for p in ports if p.partition and build.scope}
     variation = {"env": mesh_env(), **({"params": build.params} if build.params else {})}
-    identity = content_identity(build.con, ports, build.scope, previous)
+    identity = content_identity(build.con, ports, build.scope, previous, build.kept)
     info = {
         "ports": {r.port: {"rows": r.rows, **identity.get(r.port, {})} for r in reports},
         "run_id": context.run.run_id,
@@ -410,17 +448,27 @@ def audit_and_publish(
         "delivery_versions": build.delivery_versions,
         "partitions": partitions,
         "changed": changed,
+        "metrics": build.metadata,
     }
     replace = {
         p.name: (p.partition.column, build.scope.first_day, build.scope.last_day)
         for p in ports
         if p.partition and build.scope
     }
-    staged = {p.name: f"main.{p.name}" for p in ports}
-    snapshot = lake.publish(build.con, domain.name, staged, info, replace=replace)
+    staged = {p.name: f"main.{p.name}" for p in ports if p.name not in build.kept}
+    snapshot = lake.publish(
+        build.con, domain.name, staged, info, replace=replace, kept=list(build.kept)
+    )
     scoped = f" ({build.scope.describe()})" if replace else ""
+    kept = (
+        f" (rows of version {', '.join(map(str, sorted(set(build.kept.values()))))} kept: "
+        f"{', '.join(build.kept)})"
+        if build.kept
+        else ""
+    )
     context.log.info(
-        f"{domain.name}: published {', '.join(p.name for p in ports)} as version {snapshot}{scoped}"
+        f"{domain.name}: published {', '.join(p.name for p in ports)} as version {snapshot}"
+        f"{scoped}{kept}"
     )
     totals = lake.port_row_counts(build.con, domain.name, [p.name for p in ports])
     # judged against the previous version's metrics, so evaluated before the new one is recorded
@@ -458,19 +506,34 @@ def audit_and_publish(
     yield from warnings
 
 
+def kept_report(domain: Domain, port: OutputPort, served) -> ContractReport:
+    """The contract verdict of a port kept as served (:meth:`BuildContext.keep_served`)."""
+    rows = ((served.info.get("ports") or {}).get(port.name) or {}).get("rows", 0)
+    return ContractReport(domain.name, port.name, rows, same_as=served.version)
+
+
 def content_identity(
-    con, ports: list[OutputPort], scope: PartitionScope | None, previous: dict
+    con,
+    ports: list[OutputPort],
+    scope: PartitionScope | None,
+    previous: dict,
+    kept: dict[str, int] | None = None,
 ) -> dict[str, dict]:
     """For each port published whole: its content's fingerprint, and ``same_as`` (the content
-    version of the served version) when the staged rows are exactly the served ones. Such a
-    version changes nothing for consumers: their lineage still holds (no drift) and process
-    linkage starts nobody for it (:mod:`.lineage`, :mod:`.sensors`)."""
+    version of the served version) when the staged rows are exactly the served ones (or the
+    port is kept as served). Such a version changes nothing for consumers: their lineage still
+    holds (no drift) and process linkage starts nobody for it (:mod:`.lineage`,
+    :mod:`.sensors`)."""
     out: dict[str, dict] = {}
     for p in ports:
         if p.partition and scope is not None:  # partitions replaced: the keys say what changed
             continue
-        entry = {"fingerprint": lake.fingerprint(con, f"main.{p.name}")}
         before = previous.get(p.name)
+        if kept and p.name in kept:
+            old = (before.info.get("ports") or {}).get(p.name) or {}
+            out[p.name] = {"fingerprint": old.get("fingerprint"), "same_as": before.content_version}
+            continue
+        entry = {"fingerprint": lake.fingerprint(con, f"main.{p.name}")}
         if before is not None:
             old = (before.info.get("ports") or {}).get(p.name) or {}
             if old.get("fingerprint") == entry["fingerprint"]:

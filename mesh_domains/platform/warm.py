@@ -2,13 +2,14 @@
 
 ``mesh build`` forks each domain's worker from a server that imported this module, so a
 domain pays for its own work, not for imports: Dagster, DuckDB, the platform, and (when
-installed) dbt with its DuckDB adapter and pandera's ibis backend. dbt also builds a JSON
-schema of each of its config and node classes the first time a process validates one (about
-2 s, ``dbtClassMixin.json_schema`` is cached per class); building them here once spares every
-dbt domain's worker that cost. And dbt names the module behind each behaviour flag of its
-adapter by walking the stack (``inspect.stack()``), whose first call in a process maps every
-loaded module's file (about 0.25 s); mapping them here spares that to every dbt run. The lake
-extensions' files are checked against their wheels here too (:func:`.lake.extension_file`).
+installed) dbt with its DuckDB adapter, pandera's ibis backend and polars (which code locations
+import only when a build runs). dbt also builds a JSON schema of each of its config and node
+classes the first time a process validates one (about 2 s, ``dbtClassMixin.json_schema`` is
+cached per class); building them here once spares every dbt domain's worker that cost. And dbt
+names the module behind each behaviour flag of its adapter by walking the stack
+(``inspect.stack()``), whose first call in a process maps every loaded module's file (about
+0.25 s); mapping them here spares that to every dbt run. The lake extensions' files are checked
+against their wheels here too (:func:`.lake.extension_file`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from . import dbt as _platform_dbt  # noqa: F401
 from . import lake as _lake
 from . import ports as _ports  # noqa: F401
 
-OPTIONAL = ("dbt.cli.main", "dbt.adapters.duckdb", "pandera.ibis")
+OPTIONAL = ("dbt.cli.main", "dbt.adapters.duckdb", "pandera.ibis", "polars")
 
 # the classes dbt validates while it parses a project and runs a build
 DBT_SCHEMAS = (

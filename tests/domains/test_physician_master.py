@@ -9,6 +9,7 @@ from mesh_domains.platform.status import port_status
 
 pytestmark = pytest.mark.slow
 DOMAIN = "physician_master"
+PORTS = ("physicians", "physician_xref")
 
 
 def _read(sql: str):
@@ -79,10 +80,73 @@ def test_rerun_publishes_a_new_version_with_identical_content_and_keeps_the_old(
     assert stable == [(0,)]
 
 
+def _metadata(mesh, port: str = "physicians") -> dict:
+    event = mesh.instance.get_latest_materialization_event(dg.AssetKey([DOMAIN, port]))
+    return event.asset_materialization.metadata
+
+
 def _reused(mesh) -> int | None:
-    event = mesh.instance.get_latest_materialization_event(dg.AssetKey([DOMAIN, "physicians"]))
-    value = event.asset_materialization.metadata.get("crm_matches_reused_from_version")
+    value = _metadata(mesh).get("crm_matches_reused_from_version")
     return None if value is None else value.value
+
+
+def _files(port: str, version: int) -> list[str]:
+    return sorted(
+        f
+        for (f,) in _read(
+            f"select data_file from ducklake_list_files('physician_master_lake', '{port}', "
+            f"snapshot_version => {version})"
+        )
+    )
+
+
+def test_a_week_of_known_prescribers_keeps_the_served_rows_without_rewriting_them(mesh):
+    """A new week of Rx that names no prescriber the master lacks cannot change a row: the new
+    version records the new delivery and keeps the served rows (same data files, no staging,
+    its contract verdict the served version's), and says so."""
+    assert mesh.run_job(DOMAIN).success
+    v1 = _read("select max(snapshot_id) from physician_master_lake.snapshots()")[0][0]
+    rows = {p: _read(f"select * from physician_master_lake.main.{p} order by all") for p in PORTS}
+    week = mesh.landing_file("rx_weekly")  # the newest week again, re-dated: same prescribers
+    new_week = week.parent.parent / "2026-11-07" / week.name
+    new_week.parent.mkdir()
+    lines = week.read_text().splitlines()
+    column = lines[0].split(",").index("week_ending")
+    redated = [
+        ",".join(["2026-11-07" if i == column else v for i, v in enumerate(line.split(","))])
+        for line in lines[1:]
+    ]
+    new_week.write_text("\n".join([lines[0], *redated]) + "\n")
+
+    result = mesh.run_job(DOMAIN)
+    assert result.success
+    v2 = _read("select max(snapshot_id) from physician_master_lake.snapshots()")[0][0]
+    assert v2 > v1
+    for port in PORTS:
+        meta = _metadata(mesh, port)
+        assert meta["rows_kept_from_version"].value == v1
+        assert meta["port_version"].value == v2 and meta["mesh/unchanged"].value is True
+        assert meta["mesh/changed"].value == {"landing/rx_weekly": ["2026-11-01"]}
+        assert _files(port, v2) == _files(port, v1)  # no data file written
+        assert _read(f"select * from physician_master_lake.main.{port} order by all") == rows[port]
+        served = lake.served_ports(DOMAIN)[port]
+        assert (served.version, served.content_version) == (v2, v1)
+    checks = [
+        r.dagster_event.event_specific_data
+        for r in mesh.instance.all_logs(
+            result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        )
+    ]
+    assert len(checks) >= 2 and {c.passed for c in checks} == {True}
+    contracts = [c for c in checks if c.check_name == "contract"]
+    assert all("unchanged: the rows of version" in c.description for c in contracts)
+    info = _read(
+        f"select commit_extra_info from physician_master_lake.snapshots() where snapshot_id = {v2}"
+    )[0][0]
+    assert '"2026-11-07"' in info  # the new delivery is recorded on the kept version
+
+    assert mesh.run_job(DOMAIN).success  # nothing new at all: kept again, from the same rows
+    assert _metadata(mesh)["rows_kept_from_version"].value == v2
 
 
 def test_crm_matches_are_reused_only_while_ama_and_crm_deliveries_are_unchanged(mesh):
@@ -107,6 +171,7 @@ def test_crm_matches_are_reused_only_while_ama_and_crm_deliveries_are_unchanged(
     new_week.write_text("\n".join([lines[0], ",".join(row)]) + "\n")
     assert mesh.run_job(DOMAIN).success
     assert _reused(mesh) == v1
+    assert "rows_kept_from_version" not in _metadata(mesh)  # a new prescriber: staged anew
     xref_reused = _read(f"{xref} order by all")
     assert [r for r in xref_reused if r[0] == "crm"] == [r for r in matched[0] if r[0] == "crm"]
     assert ("rx", "1234567893") in {r[:2] for r in xref_reused}
