@@ -7,15 +7,20 @@ tenth); segments cross potential with the physician's brand share against the br
 the whole basket. The targeting list is the top three deciles, ranked.
 
 The business rules are pure polars functions (tested on small frames); DuckDB only aggregates
-the pinned input ports to one row per physician (and plan) before they run.
+the pinned input ports to one row per physician (and plan) before they run. A new week of Rx
+changes shares, not claims: while the claims, plans and physicians are the versions the served
+segments were built from, their access rates are reused instead of aggregated again.
 """
 
 from __future__ import annotations
 
-import polars as pl
+from typing import TYPE_CHECKING
 
 from mesh_domains.platform import BuildContext, port_builder
 from mesh_domains.platform.errors import MeshError
+
+if TYPE_CHECKING:  # polars loads when a build runs, not when the code location loads
+    import polars as pl
 
 NO_CLAIMS_ACCESS_RATE = 0.5  # no paid claims through a plan scored for the brand: neutral
 HIGH_POTENTIAL_DECILE = 6  # deciles 6-10: the upper half of adjusted potential
@@ -32,6 +37,8 @@ def access_rates(claims: pl.DataFrame, plan_access: pl.DataFrame, brand: str) ->
     for the brand do not count; physicians left without any scored claim get no row here (and
     :data:`NO_CLAIMS_ACCESS_RATE` in :func:`segment_physicians`).
     """
+    import polars as pl
+
     scores = plan_access.filter(pl.col("product") == brand).select("plan_id", "access_score")
     return (
         claims.filter(pl.col("claims") > 0)
@@ -51,6 +58,8 @@ def ntile_deciles(frame: pl.DataFrame, by: str, tiebreak: str) -> pl.Series:
     """SQL's ``ntile(10) over (order by by, tiebreak)`` for the rows of ``frame``, in the
     frame's own row order: ten groups as equal as possible, the larger ones first (fewer than
     ten rows give deciles 1..n)."""
+    import polars as pl
+
     n = frame.height
     size, extra = divmod(n, 10)
     big = extra * (size + 1)  # rows in the groups that hold one row more
@@ -73,6 +82,8 @@ def ntile_deciles(frame: pl.DataFrame, by: str, tiebreak: str) -> pl.Series:
 def segment(decile: pl.Expr, brand_share: pl.Expr, basket_share: float) -> pl.Expr:
     """grow: high potential, share below the brand's basket share; defend: high potential,
     share at or above it; maintain: lower potential, share at or above it; monitor: the rest."""
+    import polars as pl
+
     high = decile >= HIGH_POTENTIAL_DECILE
     ahead = brand_share >= basket_share
     return (
@@ -99,6 +110,8 @@ def segment_physicians(share: pl.DataFrame, access: pl.DataFrame) -> pl.DataFram
     adjusted_potential = basket_trx × access_rate; deciles are NTILE(10) by it (ties broken
     by physician_id, so a build is deterministic).
     """
+    import polars as pl
+
     framed = (
         share.join(access.select("physician_id", "access_rate"), on="physician_id", how="left")
         .with_columns(pl.col("access_rate").fill_null(NO_CLAIMS_ACCESS_RATE).cast(pl.Float64))
@@ -128,6 +141,8 @@ def targeting_list(segments: pl.DataFrame, physicians: pl.DataFrame) -> pl.DataF
     """The physicians of deciles 8-10, ranked by adjusted potential (1 = highest; ties by
     physician_id), with who and where they are from ``physicians`` (physician_id,
     physician_name, specialty, state)."""
+    import polars as pl
+
     return (
         segments.filter(pl.col("decile").is_in(TARGET_DECILES))
         .sort(["adjusted_potential", "physician_id"], descending=[True, False])
@@ -167,15 +182,11 @@ def build_segments(build: BuildContext) -> dict:
         from {share_port} as share
         inner join {dim} as dim using (physician_id)
     """).pl()
-    claims = con.execute(_paid_claims_sql(build)).pl()
-    plan_access = con.execute(
-        f"select plan_id, product, access_score from {build.port('payer_dw/plan_access')}"
-    ).pl()
+    access, scored = _access(build, share, brand)
+    segments = segment_physicians(share, access)
     physicians = con.execute(
         f"select physician_id, physician_name, specialty, state from {dim}"
     ).pl()
-    access = access_rates(claims, plan_access, brand)
-    segments = segment_physicians(share, access)
     targets = targeting_list(segments, physicians)
     con.register("segments_frame", segments)
     con.register("targeting_frame", targets)
@@ -187,11 +198,52 @@ def build_segments(build: BuildContext) -> dict:
     metrics = {
         "brand": brand,
         "physicians": segments.height,
-        "physicians_with_scored_claims": access.height,
+        "physicians_with_scored_claims": scored,
         "brand_basket_share": round(brand_basket_share(share), 6),
         **{f"segment_{name}": counts.get(name, 0) for name in SEGMENTS},
     }
     return {"physician_segments": metrics, "targeting_list": {"targets": targets.height}}
+
+
+# what the access rates derive from: when the served segments were built from these very
+# versions (and the same brand), their access rates are what computing them again would give
+ACCESS_INPUTS = (
+    "payer_dw/fact_claims",
+    "payer_dw/dim_physician",
+    "payer_dw/plan_access",
+    "physician_dw/dim_physician",
+)
+
+
+def _access(build: BuildContext, share: pl.DataFrame, brand: str) -> tuple[pl.DataFrame, int]:
+    """Each physician's access rate to ``brand`` (see :func:`access_rates`), and how many
+    physicians have scored claims. A new week of Rx changes the shares, not the claims: when
+    the served segments derive from the same claims, plans and physicians, for the same brand,
+    and cover every physician of ``share``, their access rates are reused instead of
+    aggregating every claim again."""
+    con = build.con
+    reused = build.unchanged_since_served("physician_segments", *ACCESS_INPUTS)
+    before = build.served_metrics("physician_segments")
+    scored = before.get("physicians_with_scored_claims")
+    if reused is not None and scored is not None and before.get("brand") == brand:
+        served = con.execute(
+            f"select physician_id, access_rate from {build.served('physician_segments')}"
+        ).pl()
+        if share.join(served, on="physician_id", how="anti").is_empty():
+            build.log.info(
+                f"brand_analytics: claims, plans and physicians unchanged since version "
+                f"{reused}: its access rates are reused"
+            )
+            build.metadata.setdefault("physician_segments", {})[
+                "access_rates_reused_from_version"
+            ] = reused
+            return served, scored
+    claims = con.execute(_paid_claims_sql(build)).pl()
+    plan_access = con.execute(
+        f"select plan_id, product, access_score from {build.port('payer_dw/plan_access')}"
+    ).pl()
+    access = access_rates(claims, plan_access, brand)
+    return access, access.height
 
 
 def _measured_brand(build: BuildContext, share_port: str) -> str:

@@ -387,3 +387,35 @@ def test_a_scoped_build_stages_and_replaces_only_its_week(chain):
         dg.AssetKey(["brand_analytics", "kpi_weekly"])
     )
     assert event.asset_materialization.metadata["partitions"].value == [sunday.isoformat()]
+
+
+def _segments_metadata(mesh) -> dict:
+    event = mesh.instance.get_latest_materialization_event(
+        dg.AssetKey(["brand_analytics", "physician_segments"])
+    )
+    return event.asset_materialization.metadata
+
+
+@pytest.mark.slow
+def test_access_rates_are_reused_only_while_claims_plans_and_physicians_are_unchanged(chain):
+    """A rebuild from the same claims, plans and physicians (a new week of Rx changes only the
+    shares) reuses the served access rates and gives exactly the rows computing them again
+    gives; a new version of payer_dw's ports computes them again."""
+    mesh, _ = chain
+    domain = discover_domains()["brand_analytics"]
+    served = port_status(mesh.instance, domain, "physician_segments").version
+    before = _port("brand_analytics/physician_segments").sort("physician_id")
+    assert mesh.run_job("brand_analytics").success
+    meta = _segments_metadata(mesh)
+    assert meta["access_rates_reused_from_version"].value == served
+    assert meta["mesh/unchanged"].value is True  # the very rows computing them gives
+    scored = meta["physicians_with_scored_claims"].value
+    assert scored > 0  # carried over from the served version's build
+
+    assert mesh.run_job("payer_dw").success  # new versions of the claims and plans
+    assert mesh.run_job("brand_analytics").success
+    meta = _segments_metadata(mesh)
+    assert "access_rates_reused_from_version" not in meta
+    assert meta["physicians_with_scored_claims"].value == scored
+    after = _port("brand_analytics/physician_segments").sort("physician_id")
+    assert after.equals(before)
