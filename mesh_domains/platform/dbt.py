@@ -82,7 +82,7 @@ def profile_text(domain: Domain) -> str:
         "type": "duckdb",
         "path": "{{ env_var('" + STAGING_VAR + "') }}",
         "threads": 1,
-        "config_options": dict(lake.CONNECTION_CONFIG),  # the platform's, on the same file
+        "config_options": dict(lake.STAGING_CONFIG),  # the platform's, on the same file
     }
     if lake_data_url():  # inputs are views over files on object storage: dbt reads them too
         secret = {

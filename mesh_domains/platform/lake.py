@@ -108,9 +108,13 @@ _checked: dict[str, Path] = {}
 # every connection the platform opens, and dbt's to the same staging database (DuckDB refuses
 # two configurations for one file in a process): extensions are checked by extension_file
 CONNECTION_CONFIG = {"allow_unsigned_extensions": True}
+# a domain's staging database is scratch, rewritten by every build: its tables are written
+# uncompressed (about half the time of writing them compressed; the lake's Parquet files are
+# compressed as ever). dbt opens the same file with the same configuration.
+STAGING_CONFIG = {**CONNECTION_CONFIG, "force_compression": "uncompressed"}
 
 
-def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+def connect(database: str = ":memory:", *, staging: bool = False) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection; the lake extensions load on first attach (reading a served port
     needs none of them, which keeps a reader's connection cheap). With the lakes' files on
     object storage, the connection reads and writes there with this process's credentials.
@@ -118,7 +122,7 @@ def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     Extensions load from their locked wheels' files (:func:`extension_file`), checked once
     per process; DuckDB's own signature check would hash each 20-40 MB binary again on every
     load into every new database (0.1-0.6 s each), so it is left off for these connections."""
-    con = duckdb.connect(database, config=dict(CONNECTION_CONFIG))
+    con = duckdb.connect(database, config=dict(STAGING_CONFIG if staging else CONNECTION_CONFIG))
     if lake_data_url():
         ensure_extensions()
         con.execute(f"load {literal(str(extension_file('httpfs')))}")

@@ -284,7 +284,7 @@ def staging_connection(domain: Domain) -> Iterator[duckdb.DuckDBPyConnection]:
     """The domain's private staging database, with its own lake attached read-write."""
     path = mesh_paths().staging_db(domain.name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = lake.connect(str(path))
+    con = lake.connect(str(path), staging=True)
     try:
         lake.attach_own_lake(con, domain.name)
         lake.refresh_pointer(con, domain)
