@@ -8,11 +8,12 @@ and are counted in the match metrics.
 
 The CRM matching is the costly part (a name join within state and given name) and depends only
 on the AMA file and the CRM accounts: when the served version was matched by this code from the
-same AMA and CRM deliveries — a new week of Rx arrived, nothing else — its CRM matches are reused
-and only the golden records and the Rx cross-reference are computed again. And when the Rx
-deliveries name exactly the prescribers the served version knows (the usual new week), nothing
-can differ: the served rows are kept as the new version, without staging, checking or writing
-millions of unchanged rows again.
+same AMA and CRM deliveries — a new week of Rx arrived, nothing else — its CRM matches are reused.
+Then the Rx deliveries alone decide what changes, and millions of unchanged rows are neither
+staged nor written again: a week that names no prescriber new to the served version changes
+nothing (its rows are kept as the new version); a week that adds prescribers (and drops none)
+adds their golden records and cross-references to the served rows. Otherwise the golden records
+and the cross-reference are computed again (the matches still reused).
 """
 
 from __future__ import annotations
@@ -105,49 +106,14 @@ def master_physicians(build: BuildContext) -> dict:
         f"create or replace temp table rx_npis as select distinct prescriber_npi as npi from {rx}"
     )
     reused = build.unchanged_since_served("physician_xref", "ama_physician", "crm_accounts")
-    if reused is not None and _same_prescribers(build):
-        kept = build.keep_served("physicians", "physician_xref")
-        if kept is not None:
-            build.log.info(
-                f"physician_master: AMA and CRM deliveries unchanged and no prescriber new to "
-                f"version {kept}: its rows are kept as the new version"
-            )
-            metrics = _metrics(
-                build, build.served("physicians"), _served_matches(build), f"select * from {crm}"
-            )
-            metrics["rows_kept_from_version"] = kept
-            return {"physicians": metrics, "physician_xref": metrics}
-    if reused is None:
+    if reused is not None:
+        outcome = _new_prescribers_only(build, ama, crm, reused)
+        if outcome is not None:
+            return outcome
+        _reused_accounts(build, crm)
+    else:
         _current_accounts(build, crm)
-    else:  # the same AMA and CRM deliveries: the matches cannot differ, only the count is needed
-        con.execute(
-            f"create or replace temp table crm_current as select distinct crm_id from {crm}"
-        )
-    build.stage(
-        "physicians",
-        f"""
-        with spine as (
-            select npi, me_number, first_name, last_name, specialty, state, zip, status,
-                   'ama' as record_source
-            from {ama}
-        ),
-        rx_only as (
-            select npi from rx_npis where npi not in (select npi from spine)
-        ),
-        golden as (
-            select * from spine
-            union all
-            select npi, null, null, null, null, null, null, 'unknown', 'rx_only' from rx_only
-        )
-        select {MESH_ID} as mesh_id, npi, me_number, first_name, last_name,
-               -- the name every consumer shows: the warehouses conform to it, not re-derive it
-               coalesce(first_name || ' ' || last_name, 'Unknown prescriber ' || npi)
-                   as physician_name,
-               specialty, state, zip, status, record_source,
-               0::bigint as crm_accounts
-        from golden
-    """,
-    )
+    build.stage("physicians", _golden_sql(ama, "rx_npis"))
     if reused is None:
         _match_accounts(build)
     else:
@@ -161,20 +127,7 @@ def master_physicians(build: BuildContext) -> dict:
         from (select mesh_id, count(*)::bigint as n from crm_matches group by mesh_id) m
         where m.mesh_id = p.mesh_id
     """)
-    build.stage(
-        "physician_xref",
-        f"""
-        select 'ama' as source_system, a.me_number as source_id, p.mesh_id,
-               'identity' as match_method, 1.0::double as match_score
-        from {ama} a join main.physicians p using (npi)
-        union all
-        select 'rx', r.npi, p.mesh_id, 'identity', 1.0::double
-        from rx_npis r join main.physicians p using (npi)
-        union all
-        select 'crm', crm_id, mesh_id, match_method, round(match_score, 4)::double
-        from crm_matches
-    """,
-    )
+    build.stage("physician_xref", _xref_sql(ama, "rx_npis", "main.physicians", "crm_matches"))
     metrics = _metrics(
         build, "main.physicians", "select * from crm_matches", "select * from crm_current"
     )
@@ -183,13 +136,106 @@ def master_physicians(build: BuildContext) -> dict:
     return {"physicians": metrics, "physician_xref": metrics}
 
 
-def _same_prescribers(build: BuildContext) -> bool:
-    """Whether the Rx deliveries name exactly the prescribers of the served cross-reference."""
-    served = f"select source_id from {build.served('physician_xref')} where source_system = 'rx'"
-    return build.con.execute(f"""
-        select (select count(*) from rx_npis) = (select count(*) from ({served}))
-           and not exists (select 1 from rx_npis where npi not in ({served}))
-    """).fetchone()[0]
+def _golden_sql(ama: str, npis: str) -> str:
+    """Golden records: the AMA spine, and the prescribers of ``npis`` unknown to it."""
+    return f"""
+        with spine as (
+            select npi, me_number, first_name, last_name, specialty, state, zip, status,
+                   'ama' as record_source
+            from {ama}
+        ),
+        rx_only as (
+            select npi from {npis} where npi not in (select npi from spine)
+        ),
+        golden as (
+            select * from spine
+            union all
+            select npi, null, null, null, null, null, null, 'unknown', 'rx_only' from rx_only
+        )
+        select {MESH_ID} as mesh_id, npi, me_number, first_name, last_name,
+               -- the name every consumer shows: the warehouses conform to it, not re-derive it
+               coalesce(first_name || ' ' || last_name, 'Unknown prescriber ' || npi)
+                   as physician_name,
+               specialty, state, zip, status, record_source,
+               0::bigint as crm_accounts
+        from golden
+    """
+
+
+def _xref_sql(ama: str | None, npis: str, physicians: str, matches: str | None) -> str:
+    """Cross-references: AMA ME numbers (unless ``ama`` is None), the prescribers of ``npis``
+    and the CRM ``matches`` (unless None), each to its golden record in ``physicians``."""
+    parts = [
+        f"""select 'rx' as source_system, r.npi as source_id, p.mesh_id,
+               'identity' as match_method, 1.0::double as match_score
+        from {npis} r join {physicians} p using (npi)"""
+    ]
+    if ama is not None:
+        parts.insert(
+            0,
+            f"""select 'ama' as source_system, a.me_number as source_id, p.mesh_id,
+               'identity' as match_method, 1.0::double as match_score
+        from {ama} a join {physicians} p using (npi)""",
+        )
+    if matches is not None:
+        parts.append(
+            f"""select 'crm' as source_system, crm_id as source_id, mesh_id, match_method,
+               round(match_score, 4)::double as match_score
+        from {matches}"""
+        )
+    return "\n        union all\n        ".join(parts)
+
+
+def _new_prescribers_only(build: BuildContext, ama: str, crm: str, reused: int) -> dict | None:
+    """With the AMA and CRM deliveries of the served version, the Rx deliveries decide what
+    changes. No prescriber new to it: its rows stay, kept as the new version. Only new ones
+    (none gone): its rows stay and theirs are added — a golden record for each one the AMA
+    file lacks (no CRM account can match such a record: it has no name) and a cross-reference
+    for each. Returns the build's metrics, or None when the master must be staged whole."""
+    con = build.con
+    served_rx = (
+        f"select source_id as npi from {build.served('physician_xref')} where source_system = 'rx'"
+    )
+    con.execute(
+        "create or replace temp table new_npis as "
+        f"select npi from rx_npis where npi not in ({served_rx})"
+    )
+    new, gone = con.execute(f"""
+        select (select count(*) from new_npis),
+               (select count(*) from ({served_rx}) where npi not in (select npi from rx_npis))
+    """).fetchone()
+    if gone:
+        return None
+    served = build.served("physicians")
+    if not new:
+        version = build.keep_served("physicians", "physician_xref")
+        whole = served
+        note = {"rows_kept_from_version": version}
+        said = "no prescriber new to version {v}: its rows are kept as the new version"
+    else:
+        whole = f"(select * from {served} union all select * from main.physicians)"
+        version = build.extend_served(
+            {  # staged in this order: the cross-references read the added golden records
+                "physicians": f"select * from ({_golden_sql(ama, 'new_npis')}) "
+                "where record_source = 'rx_only'",
+                "physician_xref": _xref_sql(None, "new_npis", whole, None),
+            }
+        )
+        note = {"rows_added_to_version": version, "prescribers_added": new}
+        said = f"{new} prescriber(s) new to version {{v}}: its rows stay, theirs are added"
+    if version is None:
+        return None
+    build.log.info(f"physician_master: AMA and CRM deliveries unchanged, {said.format(v=version)}")
+    metrics = _metrics(build, whole, _served_matches(build), f"select * from {crm}")
+    metrics.update(note, crm_matches_reused_from_version=reused)
+    return {"physicians": metrics, "physician_xref": metrics}
+
+
+def _reused_accounts(build: BuildContext, crm: str) -> None:
+    """The same AMA and CRM deliveries: the matches cannot differ, only the count is needed."""
+    build.con.execute(
+        f"create or replace temp table crm_current as select distinct crm_id from {crm}"
+    )
 
 
 def _served_matches(build: BuildContext) -> str:

@@ -516,6 +516,7 @@ def publish(
     info: dict[str, Any],
     replace: dict[str, tuple[str, Any, Any]] | None = None,
     kept: list[str] | None = None,
+    append: list[str] | None = None,
 ) -> int:
     """Publish staged tables as new port versions in ONE lake commit; returns the snapshot id.
 
@@ -526,13 +527,16 @@ def publish(
     and never leaves delete files behind. Either every port of the commit becomes visible, or
     (on any error, or a crash) none does. A commit that collides with a reader's lock on the
     catalog is rolled back and tried again. A port named in ``kept`` gets a new version with
-    the rows it has (its table's comment is all the commit changes of it: no data file).
+    the rows it has (its table's comment is all the commit changes of it: no data file); a
+    port named in ``append`` keeps its rows and gets the staged ones added.
     """
-    return retrying(lambda: _publish_once(con, domain, staged, info, replace or {}, kept or []))
+    return retrying(
+        lambda: _publish_once(con, domain, staged, info, replace or {}, kept or [], append or [])
+    )
 
 
 def _publish_once(
-    con, domain: str, staged: dict[str, str], info: dict[str, Any], replace, kept
+    con, domain: str, staged: dict[str, str], info: dict[str, Any], replace, kept, append
 ) -> int:
     alias = lake_alias(domain)
     existing = {
@@ -545,6 +549,9 @@ def _publish_once(
     try:
         for port, table in staged.items():
             target = f"{alias}.main.{port}"
+            if port in append:
+                con.execute(f"insert into {target} select * from {table}")
+                continue
             if port not in replace:
                 con.execute(f"create or replace table {target} as select * from {table}")
                 continue
@@ -560,7 +567,7 @@ def _publish_once(
             same = ((info.get("ports") or {}).get(port) or {}).get("same_as")
             note = literal(f"rows unchanged since version {same}")
             con.execute(f"comment on table {alias}.main.{port} is {note}")
-        info = _with_totals(con, alias, info, staged, replace)
+        info = _with_totals(con, alias, info, staged, {*replace, *append})
         con.execute(
             f"call {alias}.set_commit_message(?, ?, extra_info => ?)",
             [f"mesh:{domain}", f"publish {', '.join(staged)}", json.dumps(info, default=str)],
@@ -579,14 +586,15 @@ def _publish_once(
     return version
 
 
-def _with_totals(con, alias: str, info: dict, staged, replace) -> dict:
+def _with_totals(con, alias: str, info: dict, staged, partial) -> dict:
     """The commit records each port's rows as a reader sees them at this version; for a port
-    whose partitions were replaced, also the rows this commit wrote (``published_rows``)."""
+    of which it wrote a part (partitions replaced, rows added), also the rows this commit wrote
+    (``published_rows``)."""
     ports = {name: dict(entry) for name, entry in (info.get("ports") or {}).items()}
-    for port in staged:
-        if port in replace:
+    for port, table in staged.items():
+        if port in partial:
             entry = ports.setdefault(port, {})
-            entry["published_rows"] = entry.get("rows")
+            entry["published_rows"] = con.execute(f"select count(*) from {table}").fetchone()[0]
             entry["rows"] = con.execute(f"select count(*) from {alias}.main.{port}").fetchone()[0]
     return {**info, "ports": ports}
 

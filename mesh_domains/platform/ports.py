@@ -111,6 +111,7 @@ class BuildContext:
     params: dict[str, Any] = field(default_factory=dict)
     code_version: str = ""
     kept: dict[str, int] = field(default_factory=dict)
+    extended: dict[str, int] = field(default_factory=dict)
 
     def source(self, name: str, *, latest_only: bool = False) -> str:
         """Check and load a raw source's deliveries; returns the staging table holding them."""
@@ -208,6 +209,27 @@ class BuildContext:
             self.kept[port] = version
         return version
 
+    def extend_served(self, additions: dict[str, str]) -> int | None:
+        """Stage the rows of each query in ``additions`` (port -> SQL) as an addition to that
+        port's served rows: the new version is the served rows plus these, and only these are
+        written (one insert in the publish commit). For a builder that has proven every served
+        row stays as it is and only rows are added (say, golden records for prescribers seen
+        for the first time). The contract checks the whole new content, served rows and
+        additions together. Returns the served version, or None (nothing staged: stage the
+        ports whole) if they were not served together by this code in this variation, or the
+        build is partition-scoped."""
+        ports = list(additions)
+        version = self.unchanged_since_served(ports[0])
+        if version is None:
+            return None
+        latest = lake.latest_versions(self.con, self.domain.name, ports)
+        if any(latest.get(p) is None or latest[p].version != version for p in ports):
+            return None
+        for port, sql in additions.items():
+            self.stage(port, sql)
+            self.extended[port] = version
+        return version
+
     def stage(self, port: str, sql: str) -> None:
         """Write ``sql``'s result as the staged table of output port ``port``."""
         self.domain.output_port(port)
@@ -298,13 +320,19 @@ def code_version(domain: Domain, *extra_folders) -> str:
 
 
 def audit(
-    con, domain: Domain, ports: list[OutputPort], scope: PartitionScope | None = None
+    con,
+    domain: Domain,
+    ports: list[OutputPort],
+    scope: PartitionScope | None = None,
+    tables: dict[str, str] | None = None,
 ) -> list[ContractReport]:
-    """Each staged port against its contract; a partitioned port's staged rows must also all
-    fall inside the partitions being published (only they are replaced)."""
+    """Each staged port (or the table ``tables`` names for it) against its contract; a
+    partitioned port's staged rows must also all fall inside the partitions being published
+    (only they are replaced)."""
     reports = []
     for p in ports:
-        report = validate_table(con, f"main.{p.name}", p.contract, domain=domain.name, port=p.name)
+        table = (tables or {}).get(p.name, f"main.{p.name}")
+        report = validate_table(con, table, p.contract, domain=domain.name, port=p.name)
         if p.partition and scope is not None:
             report.failures += _outside_scope(con, p, scope)
         reports.append(report)
@@ -412,7 +440,10 @@ def audit_and_publish(
     domain = build.domain
     crash_point("build.after_stage")
     previous = lake.latest_versions(build.con, domain.name, [p.name for p in ports])
-    checked = audit(build.con, domain, [p for p in ports if p.name not in build.kept], build.scope)
+    whole = _whole_contents(build)
+    checked = audit(
+        build.con, domain, [p for p in ports if p.name not in build.kept], build.scope, whole
+    )
     reports = [
         kept_report(domain, p, previous[p.name]) if p.name in build.kept else checked.pop(0)
         for p in ports
@@ -430,7 +461,7 @@ def audit_and_publish(
     changed = changed_inputs(build, ports, previous)
     partitions = {p.name: list(build.scope.keys) for p in ports if p.partition and build.scope}
     variation = {"env": mesh_env(), **({"params": build.params} if build.params else {})}
-    identity = content_identity(build.con, ports, build.scope, previous, build.kept)
+    identity = content_identity(build.con, ports, build.scope, previous, build.kept, whole)
     info = {
         "ports": {r.port: {"rows": r.rows, **identity.get(r.port, {})} for r in reports},
         "run_id": context.run.run_id,
@@ -457,13 +488,24 @@ def audit_and_publish(
     }
     staged = {p.name: f"main.{p.name}" for p in ports if p.name not in build.kept}
     snapshot = lake.publish(
-        build.con, domain.name, staged, info, replace=replace, kept=list(build.kept)
+        build.con,
+        domain.name,
+        staged,
+        info,
+        replace=replace,
+        kept=list(build.kept),
+        append=list(build.extended),
     )
     scoped = f" ({build.scope.describe()})" if replace else ""
     kept = (
         f" (rows of version {', '.join(map(str, sorted(set(build.kept.values()))))} kept: "
         f"{', '.join(build.kept)})"
         if build.kept
+        else ""
+    ) + (
+        f" (rows added to version {', '.join(map(str, sorted(set(build.extended.values()))))}: "
+        f"{', '.join(build.extended)})"
+        if build.extended
         else ""
     )
     context.log.info(
@@ -506,6 +548,20 @@ def audit_and_publish(
     yield from warnings
 
 
+def _whole_contents(build: BuildContext) -> dict[str, str]:
+    """For each port extended (:meth:`BuildContext.extend_served`), a view of what its new
+    version will hold: the served rows and the staged additions."""
+    views = {}
+    for port in build.extended:
+        view = f"__mesh_whole_{port}"
+        build.con.execute(
+            f"create or replace temp view {view} as "
+            f"select * from {build.served(port)} union all select * from main.{port}"
+        )
+        views[port] = view
+    return views
+
+
 def kept_report(domain: Domain, port: OutputPort, served) -> ContractReport:
     """The contract verdict of a port kept as served (:meth:`BuildContext.keep_served`)."""
     rows = ((served.info.get("ports") or {}).get(port.name) or {}).get("rows", 0)
@@ -518,6 +574,7 @@ def content_identity(
     scope: PartitionScope | None,
     previous: dict,
     kept: dict[str, int] | None = None,
+    tables: dict[str, str] | None = None,
 ) -> dict[str, dict]:
     """For each port published whole: its content's fingerprint, and ``same_as`` (the content
     version of the served version) when the staged rows are exactly the served ones (or the
@@ -533,7 +590,8 @@ def content_identity(
             old = (before.info.get("ports") or {}).get(p.name) or {}
             out[p.name] = {"fingerprint": old.get("fingerprint"), "same_as": before.content_version}
             continue
-        entry = {"fingerprint": lake.fingerprint(con, f"main.{p.name}")}
+        table = (tables or {}).get(p.name, f"main.{p.name}")
+        entry = {"fingerprint": lake.fingerprint(con, table)}
         if before is not None:
             old = (before.info.get("ports") or {}).get(p.name) or {}
             if old.get("fingerprint") == entry["fingerprint"]:

@@ -1,5 +1,7 @@
 """physician_master on tiny data, with a real Dagster instance: mastering, WAP, versions."""
 
+import shutil
+
 import dagster as dg
 import pytest
 
@@ -171,7 +173,7 @@ def test_crm_matches_are_reused_only_while_ama_and_crm_deliveries_are_unchanged(
     new_week.write_text("\n".join([lines[0], ",".join(row)]) + "\n")
     assert mesh.run_job(DOMAIN).success
     assert _reused(mesh) == v1
-    assert "rows_kept_from_version" not in _metadata(mesh)  # a new prescriber: staged anew
+    assert "rows_kept_from_version" not in _metadata(mesh)  # a new prescriber: added
     xref_reused = _read(f"{xref} order by all")
     assert [r for r in xref_reused if r[0] == "crm"] == [r for r in matched[0] if r[0] == "crm"]
     assert ("rx", "1234567893") in {r[:2] for r in xref_reused}
@@ -185,6 +187,57 @@ def test_crm_matches_are_reused_only_while_ama_and_crm_deliveries_are_unchanged(
     crm.write_text("\n".join([lines[0], ",".join(row), *lines[2:]]) + "\n")
     assert mesh.run_job(DOMAIN).success
     assert _reused(mesh) is None
+
+
+def test_new_prescribers_are_added_to_the_served_rows_as_a_full_build_gives_them(mesh):
+    """A week that adds prescribers (one the AMA file lacks, one AMA physician who never
+    prescribed) adds their rows to the served ones, writing only those; a build from scratch
+    on the same deliveries gives exactly the same rows."""
+    assert mesh.run_job(DOMAIN).success
+    v1 = _read("select max(snapshot_id) from physician_master_lake.snapshots()")[0][0]
+    quiet = _read(
+        "select npi from physician_master_lake.main.physicians where record_source = 'ama' "
+        "and npi not in (select source_id from physician_master_lake.main.physician_xref "
+        "where source_system = 'rx') order by npi limit 1"
+    )[0][0]
+    week = mesh.landing_file("rx_weekly")
+    new_week = week.parent.parent / "2026-11-07" / week.name
+    new_week.parent.mkdir()
+    lines = week.read_text().splitlines()
+    header = lines[0].split(",")
+    rows = []
+    for npi, line in zip(["1234567893", quiet], lines[1:3], strict=True):
+        row = line.split(",")
+        row[header.index("week_ending")] = "2026-11-07"
+        row[header.index("prescriber_npi")] = npi
+        rows.append(",".join(row))
+    new_week.write_text("\n".join([lines[0], *rows]) + "\n")
+
+    assert mesh.run_job(DOMAIN).success
+    v2 = _read("select max(snapshot_id) from physician_master_lake.snapshots()")[0][0]
+    meta = _metadata(mesh)
+    assert meta["rows_added_to_version"].value == v1
+    assert meta["prescribers_added"].value == 2
+    assert meta["crm_matches_reused_from_version"].value == v1
+    counts = {
+        p: [
+            _read(f"select count(*) from physician_master_lake.main.{p} at (version => {v})")[0][0]
+            for v in (v1, v2)
+        ]
+        for p in PORTS
+    }
+    assert counts["physicians"][1] == counts["physicians"][0] + 1  # the one the AMA file lacks
+    assert counts["physician_xref"][1] == counts["physician_xref"][0] + 2
+    for port in PORTS:
+        assert set(_files(port, v1)) < set(_files(port, v2))  # the served files stay
+    added = {p: _read(f"select * from physician_master_lake.main.{p} order by all") for p in PORTS}
+
+    shutil.rmtree(mesh.paths.lake_dir(DOMAIN))  # from scratch: nothing served, all computed
+    mesh.paths.staging_db(DOMAIN).unlink()
+    assert mesh.run_job(DOMAIN).success
+    assert "rows_added_to_version" not in _metadata(mesh) and _reused(mesh) is None
+    for port in PORTS:
+        assert _read(f"select * from physician_master_lake.main.{port} order by all") == added[port]
 
 
 def test_bad_delivery_fails_the_contract_and_keeps_the_published_version(mesh):
