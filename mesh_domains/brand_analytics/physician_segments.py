@@ -223,9 +223,9 @@ def _access(build: BuildContext, share: pl.DataFrame, brand: str) -> tuple[pl.Da
     aggregating every claim again."""
     con = build.con
     reused = build.unchanged_since_served("physician_segments", *ACCESS_INPUTS)
-    before = build.served_metrics("physician_segments")
+    before = {} if reused is None else build.served_metrics("physician_segments")
     scored = before.get("physicians_with_scored_claims")
-    if reused is not None and scored is not None and before.get("brand") == brand:
+    if scored is not None and before.get("brand") == brand:
         served = con.execute(
             f"select physician_id, access_rate from {build.served('physician_segments')}"
         ).pl()

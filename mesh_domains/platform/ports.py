@@ -156,13 +156,7 @@ class BuildContext:
         same versions of the input ports among them (``producer/port``): what it derived from
         those inputs alone can be reused instead of computed again. None if not (or if there is
         no served version, or no lake: a plain connection has nothing served)."""
-        alias = lake.lake_alias(self.domain.name)
-        attached = self.con.execute(
-            "select count(*) from duckdb_databases() where database_name = ?", [alias]
-        ).fetchone()[0]
-        if not attached:
-            return None
-        latest = lake.latest_versions(self.con, self.domain.name, [port]).get(port)
+        latest = self._served_version(port)
         if latest is None or self.scope is not None:
             return None
         info = latest.info
@@ -185,9 +179,21 @@ class BuildContext:
         return latest.version if same else None
 
     def served_metrics(self, port: str) -> dict[str, Any]:
-        """The figures the build of ``port``'s served version reported (its metadata)."""
-        latest = lake.latest_versions(self.con, self.domain.name, [port]).get(port)
+        """The figures the build of ``port``'s served version reported (its metadata); none
+        without a served version."""
+        latest = self._served_version(port)
         return {} if latest is None else (latest.info.get("metrics") or {}).get(port, {})
+
+    def _served_version(self, port: str):
+        """``port``'s latest version in the domain's lake, or None (also on a plain connection,
+        e.g. the benchmark's floor: nothing is served there)."""
+        alias = lake.lake_alias(self.domain.name)
+        attached = self.con.execute(
+            "select count(*) from duckdb_databases() where database_name = ?", [alias]
+        ).fetchone()[0]
+        if not attached:
+            return None
+        return lake.latest_versions(self.con, self.domain.name, [port]).get(port)
 
     def keep_served(self, *ports: str) -> int | None:
         """Publish ``ports`` with exactly the rows of their served version, without staging,

@@ -131,6 +131,9 @@ def test_a_build_on_a_plain_connection_has_nothing_served_to_reuse(data_dir):
     domain = discover_domains()["physician_master"]
     build = BuildContext(domain, duckdb.connect(), log=None)
     assert build.unchanged_since_served("physicians", "ama_physician") is None
+    assert build.served_metrics("physicians") == {}
+    assert build.keep_served("physicians", "physician_xref") is None
+    assert build.extend_served({"physicians": "select 1"}) is None and not build.extended
 
 
 def test_extensions_load_from_their_wheels_files_checked_against_the_record(monkeypatch):
