@@ -204,15 +204,23 @@ class BuildContext:
         contract verdict is the served version's, checked by this same code. Returns that
         version, or None (nothing kept: stage the ports as usual) if the ports were not served
         together by this code in this variation, or the build is partition-scoped."""
-        version = self.unchanged_since_served(ports[0])
+        version = self._served_together(list(ports))
         if version is None:
-            return None
-        latest = lake.latest_versions(self.con, self.domain.name, list(ports))
-        if any(latest.get(p) is None or latest[p].version != version for p in ports):
             return None
         for port in ports:
             self.domain.output_port(port)
             self.kept[port] = version
+        return version
+
+    def _served_together(self, ports: list[str]) -> int | None:
+        """The version that last published all of ``ports`` together, if this code built it
+        in this variation (and the build is not partition-scoped); else None."""
+        version = self.unchanged_since_served(ports[0])
+        if version is None:
+            return None
+        latest = lake.latest_versions(self.con, self.domain.name, ports)
+        if any(latest.get(p) is None or latest[p].version != version for p in ports):
+            return None
         return version
 
     def extend_served(self, additions: dict[str, str]) -> int | None:
@@ -221,15 +229,12 @@ class BuildContext:
         written (one insert in the publish commit). For a builder that has proven every served
         row stays as it is and only rows are added (say, golden records for prescribers seen
         for the first time). The contract checks the whole new content, served rows and
-        additions together. Returns the served version, or None (nothing staged: stage the
-        ports whole) if they were not served together by this code in this variation, or the
-        build is partition-scoped."""
-        ports = list(additions)
-        version = self.unchanged_since_served(ports[0])
+        additions together. The additions are staged in the order given (a later query may
+        read an earlier one's ``main.<port>``). Returns the served version, or None (nothing
+        staged: stage the ports whole) if they were not served together by this code in this
+        variation, or the build is partition-scoped."""
+        version = self._served_together(list(additions))
         if version is None:
-            return None
-        latest = lake.latest_versions(self.con, self.domain.name, ports)
-        if any(latest.get(p) is None or latest[p].version != version for p in ports):
             return None
         for port, sql in additions.items():
             self.stage(port, sql)
