@@ -15,9 +15,12 @@ For every scale, in a fresh data root and Dagster home of its own, side by side 
    domains' ports that step 3 loaded into its database beforehand (not timed).
 
 The smallest scale (``--tiny``, 0.02 by default) is always measured too: its build time minus
-its floor is the **fixed overhead** of a build. Each code location's load time (a fresh
-``python -c "import mesh_domains.<d>.definitions"``, best of 3) and ``import dagster`` alone are
-measured once. Prints one table (stdout) and writes every figure to a JSON file.
+its floor is the **fixed overhead** of a build, for the whole build and per domain; it is also
+built once more from scratch one domain at a time (``MESH_BUILD_PARALLEL=1``), which gives
+each domain's fixed cost without another domain on the other core. Each code location's load
+time (a fresh ``python -c "import mesh_domains.<d>.definitions"``, best of 3) and
+``import dagster`` alone are measured once. Prints one table (stdout) and writes every
+figure to a JSON file.
 
     .venv/bin/python benchmarks/fast_mesh.py --scales 0.2,2,20
 
@@ -250,7 +253,10 @@ def measure_scale(scale: float, args, setup: dict, domains) -> dict:
     if not build.ok:
         out["build"]["error"] = build.tail(40)
     verdict = "ok" if build.ok else "FAILED"
-    say(f"[scale {label}] mesh build {verdict} in {build.seconds:.1f}s; floor …")
+    say(f"[scale {label}] mesh build {verdict} in {build.seconds:.1f}s")
+    if scale == args.tiny:
+        out["alone"] = alone_build(root, data, domains, args.timeout)
+    say(f"[scale {label}] floor …")
 
     work = root / "floor"
     floor_json = root / "floor.json"
@@ -301,6 +307,26 @@ def measure_scale(scale: float, args, setup: dict, domains) -> dict:
     out["rows_match"] = rows_match(out)
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def alone_build(root: Path, data: Path, domains, timeout: float) -> dict:
+    """``mesh build`` again from scratch (new lakes and Dagster home, the same landing zone),
+    one domain at a time (``MESH_BUILD_PARALLEL=1``): each domain's time without another
+    domain on the other core, which is what a domain's fixed cost is measured from."""
+    scratch = root / "alone"
+    shutil.rmtree(scratch, ignore_errors=True)
+    (scratch / "data").mkdir(parents=True)
+    (scratch / "dagster_home").mkdir()
+    (scratch / "data" / "landing").symlink_to(data / "landing", target_is_directory=True)
+    env = {**mesh_environ(scratch / "data", scratch / "dagster_home"), "MESH_BUILD_PARALLEL": "1"}
+    say("[alone] mesh build, one domain at a time …")
+    build = run_timed([MESH, "build"], env=env, cwd=ROOT, timeout=timeout)
+    printed = {m[1]: float(m[2]) for m in BUILT.finditer(build.output)}
+    out = {**build.as_dict(), "domains": {n: printed.get(n) for n in domains}}
+    if not build.ok:
+        out["error"] = build.tail(40)
+    shutil.rmtree(scratch, ignore_errors=True)
     return out
 
 
@@ -434,10 +460,17 @@ def fixed_overhead(tiny: dict | None) -> dict | None:
             per_domain[name] = round(
                 d["seconds"] - floor_domains.get(name, {}).get("seconds", 0.0), 3
             )
+    alone = tiny.get("alone") or {}
+    per_domain_alone = {
+        name: round(seconds - floor_domains.get(name, {}).get("seconds", 0.0), 3)
+        for name, seconds in (alone.get("domains") or {}).items()
+        if seconds is not None and alone.get("returncode") == 0
+    }
     return {
         "scale": tiny["scale"],
         "build_s": round(tiny["build"]["seconds"] - tiny["floor"]["floor_s"], 3),
         "domains": per_domain,
+        "domains_alone": per_domain_alone,
     }
 
 
@@ -567,8 +600,11 @@ def table(report: dict) -> str:
         lines.append("")
         lines.append(
             f"fixed overhead (scale {overhead['scale']:g}, build − floor): "
-            f"{_s(overhead['build_s'])}; per domain: {per}"
+            f"{_s(overhead['build_s'])}; per domain, side by side: {per}"
         )
+        if overhead.get("domains_alone"):
+            alone = ", ".join(f"{d} {_s(v)}" for d, v in overhead["domains_alone"].items())
+            lines.append(f"per domain, one at a time: {alone}")
     loads = report.get("code_location_loads")
     if loads:
         lines.append(

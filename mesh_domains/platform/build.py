@@ -32,7 +32,7 @@ from .partitions import window as period
 from .recovery import recover_dead_runs, run_tags
 from .settings import mesh_env, mesh_paths
 from .sources import deliveries, delivery_rules, partition_date
-from .workers import build_parallelism, worker_context
+from .workers import WORKER_PRELOAD, build_parallelism, worker_context
 
 
 @dataclass
@@ -111,7 +111,8 @@ def build_mesh(
 
     A domain starts once all its upstream domains (among those built) succeeded; independent
     domains build side by side, up to ``parallel`` (default :func:`build_parallelism`), each
-    in a worker process; a build of one domain (or ``parallel`` 1) runs in this process.
+    in a worker process; a build of one domain (or ``parallel`` 1) runs in this process, which
+    then loads what the workers preload before its first domain when dbt is among them.
     ``on_event(domain, phase, result)`` reports progress: phase is ``start`` or ``end``.
     """
     domains = discover_domains()
@@ -132,6 +133,10 @@ def build_mesh(
     parallel = parallel or build_parallelism()
     ref = _instance_ref(instance)
     if parallel == 1 or ref is None or len(order) == 1:  # one at a time: no worker pool
+        if len(order) > 1 and any(domains[n].toolchain == "dbt" for n in order):
+            # load once, before the first domain, what workers load before they fork: each
+            # domain's time is then its own work (the first dbt domain does not pay for dbt)
+            importlib.import_module(WORKER_PRELOAD[0])
         run = lambda name: _build_domain(instance, name, options)  # noqa: E731
         _schedule(order, domains, report, on_event, run, None, 1)
         return report

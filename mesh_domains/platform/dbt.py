@@ -520,14 +520,18 @@ def _dbt_step(
             if build.scope is not None:
                 dbt_vars["partition_start"] = str(build.scope.first_day)
                 dbt_vars["partition_end"] = str(build.scope.last_day)
-            yield from run_dbt(
-                context,
-                domain,
-                project_dir,
-                found,
-                found.selection(names),
-                dbt_vars=dbt_vars,
-            )
+            select = found.selection(names)
+            units = [s for s in select if s.startswith("unit_test:")]
+            verdict = UnitTestVerdicts(project_dir, version)
+            if units and verdict.passed(units):
+                select = [s for s in select if s not in units]
+                context.log.info(
+                    f"{domain.name}: the dbt unit tests of this step passed for code version "
+                    f"{version} and are not run again ({len(units)}: "
+                    f"{', '.join(u.removeprefix('unit_test:') for u in units)})"
+                )
+            yield from run_dbt(context, domain, project_dir, found, select, dbt_vars=dbt_vars)
+            verdict.record([s for s in select if s.startswith("unit_test:")])
             with staging_connection(domain) as con:
                 build.con = con
                 for port in ports:
@@ -535,6 +539,49 @@ def _dbt_step(
                 yield from audit_and_publish(context, build, ports, version, started)
 
     return _build
+
+
+class UnitTestVerdicts:
+    """The dbt unit tests that passed, per code version of the project (and dbt's versions).
+
+    A unit test gives fixed inputs to a model's SQL and compares its output with fixed rows:
+    its verdict depends on the code, never on the data, so a step runs its unit tests once per
+    code version (dbt's own advice is to run them in development and CI, not on every
+    production build). Any change to the domain, its dbt project or the platform's macros is
+    a new code version, whose first build runs them again. Kept in the project's ``target/``
+    (build output, shared by every data root and environment of the checkout)."""
+
+    FILE = "mesh_unit_tests.json"
+    KEPT = 8  # code versions remembered
+
+    def __init__(self, project_dir: Path, code_version: str):
+        self.path = project_dir / "target" / self.FILE
+        self.key = f"{code_version}:{_toolchain_versions()}"
+
+    def _read(self) -> dict[str, list[str]]:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def passed(self, units: list[str]) -> bool:
+        return set(units) <= set(self._read().get(self.key, []))
+
+    def record(self, units: list[str]) -> None:
+        """Remember ``units`` as passed (dbt ran them in a build that succeeded)."""
+        if not units:
+            return
+        known = self._read()
+        known[self.key] = sorted(set(known.pop(self.key, [])) | set(units))
+        kept = dict(list(known.items())[-self.KEPT :])
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(self.path, json.dumps(kept, indent=1).encode())
+
+
+def _toolchain_versions() -> str:
+    from importlib.metadata import version
+
+    return ",".join(version(p) for p in ("dbt-core", "dbt-duckdb", "duckdb"))
 
 
 def _alias(con, found: DbtPorts, key: str, relation: str) -> None:

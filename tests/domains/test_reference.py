@@ -17,10 +17,13 @@ import dagster as dg
 import pytest
 from mesh_harness import Mesh, _make_mesh
 
+from mesh_domains.platform import dbt as platform_dbt
 from mesh_domains.platform import lake
 from mesh_domains.platform.descriptor import discover_domains
 from mesh_domains.platform.lake import PortAccessError
+from mesh_domains.platform.ports import code_version
 from mesh_domains.platform.status import port_status
+from mesh_domains.platform.versioning import folder_hash
 
 pytestmark = pytest.mark.slow
 
@@ -185,3 +188,76 @@ def test_a_bad_release_is_kept_aside_and_the_last_products_stay_served(built):
         assert _read(mesh, "select count(*) from {lake}.products") == [(len(rows),)]
     finally:
         shutil.rmtree(bad.parent)
+
+
+def _dbt_messages(mesh: Mesh, run_id: str) -> list[str]:
+    """What the run logged about the dbt build it started (its selection) and skipped."""
+    return [
+        e.user_message
+        for e in mesh.instance.all_logs(run_id)
+        if "dbt build --select" in e.user_message or "not run again" in e.user_message
+    ]
+
+
+def test_dbt_unit_tests_run_once_per_code_version_and_a_failing_one_publishes_nothing(
+    built, tmp_path, monkeypatch
+):
+    """The project's dbt unit tests run with the first build of a code version: one that
+    fails stops the build before publish and leaves no verdict; once they pass, later builds
+    of the same code skip them (and say so), and the ports still pass every check."""
+    mesh, _ = built
+    domain = discover_domains()[DOMAIN]
+    projects = tmp_path / "dbt_projects"  # a copy of the project: a code version of its own
+    shutil.copytree(
+        platform_dbt.DBT_PROJECTS / DOMAIN,
+        projects / DOMAIN,
+        ignore=shutil.ignore_patterns("target", "logs"),
+    )
+    macros = tmp_path / "mesh_domains" / "platform" / "dbt_macros"  # where its macro path goes
+    macros.parent.mkdir(parents=True)
+    macros.symlink_to(platform_dbt.DBT_MACROS, target_is_directory=True)
+    monkeypatch.setattr(platform_dbt, "DBT_PROJECTS", projects)
+    spec = projects / DOMAIN / "models" / "marts" / "_marts.yml"
+    good = spec.read_text()
+    wrong = good.replace(
+        "{day: 2027-01-03, week_ending: 2027-01-09", "{day: 2027-01-03, week_ending: 2027-01-10"
+    )
+    assert wrong != good
+    before = {p: port_status(mesh.instance, domain, p).version for p in PORTS}
+
+    def build() -> tuple[dg.ExecuteInProcessResult, platform_dbt.UnitTestVerdicts]:
+        project = projects / DOMAIN
+        folder_hash.cache_clear()  # the code changed under this process: hash it again
+        verdicts = platform_dbt.UnitTestVerdicts(
+            project, code_version(domain, project, platform_dbt.DBT_MACROS)
+        )
+        assets = platform_dbt.dbt_domain_assets(domain)
+        return dg.materialize(assets, instance=mesh.instance, raise_on_error=False), verdicts
+
+    spec.write_text(wrong)
+    failed, verdicts = build()
+    assert not failed.success
+    failure = next(e for e in failed.all_events if e.is_step_failure)
+    message = failure.step_failure_data.error.to_string()
+    assert "calendar_week_ending_is_the_saturday_ending_the_week" in message, message
+    assert "nothing was published" in message
+    assert {p: port_status(mesh.instance, domain, p).version for p in PORTS} == before
+    units = ["unit_test:calendar_week_ending_is_the_saturday_ending_the_week"]
+    assert not verdicts.passed(units)
+
+    spec.write_text(good)
+    first, verdicts = build()
+    assert first.success
+    (selection,) = _dbt_messages(mesh, first.run_id)
+    assert "unit_test:calendar_week_ending_is_the_saturday_ending_the_week" in selection
+    assert "unit_test:products_come_from_the_newest_release" in selection
+    assert verdicts.passed([*units, "unit_test:products_come_from_the_newest_release"])
+
+    again, _ = build()
+    assert again.success
+    skipped, selection = _dbt_messages(mesh, again.run_id)
+    assert "not run again (" in skipped and "unit_test:" not in selection
+    checks = again.get_asset_check_evaluations()
+    assert checks and all(c.passed for c in checks)
+    after = {p: port_status(mesh.instance, domain, p).version for p in PORTS}
+    assert all(after[p] > before[p] for p in PORTS)
