@@ -288,6 +288,8 @@ class DbtPorts:
     source_relations: dict[str, tuple[str, str]] = field(default_factory=dict)
     # port -> column -> the description the dbt project gives it
     column_descriptions: dict[str, dict[str, str]] = field(default_factory=dict)
+    # ports whose model can be built from its served version (it calls mesh_incremental())
+    incremental: frozenset[str] = frozenset()
 
     def selection(self, ports: list[str]) -> list[str]:
         """The dbt nodes a step builds and tests: its ports with everything upstream of them
@@ -395,8 +397,25 @@ def read_ports(domain: Domain, manifest: dict) -> DbtPorts:
         }
         for uid, name in ports.items()
     }
+    incremental = frozenset(
+        name
+        for uid, name in ports.items()
+        if any(
+            m.rpartition(".")[2] == "mesh_incremental"
+            for m in nodes[uid].get("depends_on", {}).get("macros", [])
+        )
+    )
     return DbtPorts(
-        order, deps, built_by, tests, descriptions, units, inner_tests, relations, columns
+        order,
+        deps,
+        built_by,
+        tests,
+        descriptions,
+        units,
+        inner_tests,
+        relations,
+        columns,
+        incremental,
     )
 
 
@@ -507,6 +526,7 @@ def _dbt_step(
                     domain, con, context.log, scope=partition_scope(context, ports)
                 )
                 build.params = given_parameters(context)
+                build.code_version = version
                 build.input_versions = attach_inputs(con, domain)
                 for source in landing:
                     _alias(con, found, f"landing/{source}", f"main.{build.source(source)}")
@@ -514,9 +534,18 @@ def _dbt_step(
                     _alias(con, found, ref, ref.replace("/", "."))
                 for port in earlier:
                     _drop_relation(con, port)
-                    lake.open_port(con, domain.name, domain, port, view=f"main.{port}")
+                    _, build.own_input_versions[port] = lake.open_port(
+                        con, domain.name, domain, port, view=f"main.{port}"
+                    )
+                incremental = incremental_ports(build, found, names)
             # dbt opens the staging database itself: the platform's connection is closed
             dbt_vars = {**build.params}
+            if incremental:
+                dbt_vars["mesh_incremental"] = incremental
+                context.log.info(
+                    f"{domain.name}: {', '.join(incremental)} built from the served version and "
+                    "the partitions of its inputs changed since"
+                )
             if build.scope is not None:
                 dbt_vars["partition_start"] = str(build.scope.first_day)
                 dbt_vars["partition_end"] = str(build.scope.last_day)
@@ -582,6 +611,115 @@ def _toolchain_versions() -> str:
     from importlib.metadata import version
 
     return ",".join(version(p) for p in ("dbt-core", "dbt-duckdb", "duckdb"))
+
+
+def incremental_ports(build: BuildContext, found: DbtPorts, names: list[str]) -> list[str]:
+    """The ports of this step that can be built incrementally, their relations made ready.
+
+    A port qualifies when its model calls ``mesh_incremental()``, reads only the domain's own
+    partitioned ports (built by earlier steps) and input ports of other domains, and its served
+    version was built by this code, in this variation, from the versions of those other input
+    ports pinned now, recording the versions of the own ports it read. Publishing a partition
+    replaces that partition's files whole, so the files that differ between the version it
+    read and the version pinned now are exactly the partitions that changed since. For each
+    qualifying port the staging database gets the views ``__mesh_served_<port>`` (its served
+    rows) and, for each own port it reads, ``__mesh_before_<input>`` and
+    ``__mesh_after_<input>`` (the rows of the changed partitions then and now): the macros
+    ``mesh_incremental()``, ``mesh_served()``, ``mesh_before(port)`` and ``mesh_after(port)``
+    name them. A model that uses them keeps its full query for every other build.
+    """
+    domain, con = build.domain, build.con
+    served = lake.served_ports(domain.name)
+    alias = lake.lake_alias(domain.name)
+    ready: list[str] = []
+    for name in names:
+        if name not in found.incremental:
+            continue
+        deps = found.deps[name]
+        own = [d[1] for d in deps if d[0] == domain.name]
+        others = ["/".join(d) for d in deps if d[0] not in (domain.name, "landing")]
+        if not own or len(own) + len(others) != len(deps) or name not in served:
+            continue
+        if any(domain.output_port(p).partition is None for p in own):
+            continue
+        version = build.unchanged_since_served(name, *others)
+        if version is None or served[name].version != version:
+            continue
+        info = lake.latest_versions(con, domain.name, [name])[name].info
+        read_then = info.get("own_input_versions") or {}
+        changes = {}
+        for port in own:
+            if port not in read_then or port not in build.own_input_versions:
+                break
+            diff = _partition_files_changed(
+                con, alias, port, read_then[port], served[port].files, served[port].version
+            )
+            if diff is None or served[port].version != build.own_input_versions[port]:
+                break
+            changes[port] = diff
+        else:
+            _view_of_files(con, f"__mesh_served_{name}", served[name].files, f"main.{name}")
+            for port, (before, after) in changes.items():
+                _view_of_files(con, f"__mesh_before_{port}", before, f"main.{port}")
+                _view_of_files(con, f"__mesh_after_{port}", after, f"main.{port}")
+            ready.append(name)
+    return ready
+
+
+def _partition_files_changed(
+    con, alias: str, port: str, then: int, files_now: list[str], now: int
+) -> tuple[list[str], list[str]] | None:
+    """The data files of ``port`` only at version ``then`` and only at ``now``, when they are
+    whole partitions (hive-style ``<column>=<value>/<file>``: no partition has files on both
+    sides and among the files kept); None when they are not, or ``then`` is not in the lake.
+    Files are matched by partition folder and name (unique in a lake), so a data root that
+    moved since ``then`` still matches; the files of ``then`` are read where ``now``'s are."""
+    import duckdb
+
+    if then == now:
+        return [], []
+    try:
+        listed = lake.retrying(
+            lambda: con.execute(
+                "select data_file, delete_file from ducklake_list_files(?, ?, "
+                "snapshot_version => ?)",
+                [alias, port, then],
+            ).fetchall()
+        )
+    except duckdb.Error:
+        return None
+    if any(delete for _, delete in listed) or not files_now:
+        return None
+
+    def key(path: str) -> tuple[str, str] | None:
+        folder, _, name = path.rstrip("/").rpartition("/")
+        partition = folder.rpartition("/")[2]
+        return (partition, name) if "=" in partition else None
+
+    then_keys = {key(f) for f, _ in listed}
+    now_by_key = {key(f): f for f in files_now}
+    if None in then_keys or None in now_by_key:
+        return None
+    sample_key, sample = next(iter(now_by_key.items()))
+    base = sample[: -len("/".join(sample_key))]
+    before = sorted(then_keys - set(now_by_key))
+    after = sorted(set(now_by_key) - then_keys)
+    changed = {k[0] for k in before + after}
+    if changed & {k[0] for k in then_keys & set(now_by_key)}:
+        return None
+    return [base + "/".join(k) for k in before], [now_by_key[k] for k in after]
+
+
+def _view_of_files(con, view: str, files: list[str], like: str) -> None:
+    """``main.<view>`` over Parquet ``files`` (none: no rows, with ``like``'s columns)."""
+    from .contract_sql import literal, q
+
+    if files:
+        listed = ", ".join(literal(f) for f in files)
+        body = f"select * from read_parquet([{listed}], hive_partitioning = false)"
+    else:
+        body = f"select * from {like} limit 0"
+    con.execute(f"create or replace view main.{q(view)} as {body}")
 
 
 def _alias(con, found: DbtPorts, key: str, relation: str) -> None:

@@ -112,6 +112,8 @@ class BuildContext:
     code_version: str = ""
     kept: dict[str, int] = field(default_factory=dict)
     extended: dict[str, int] = field(default_factory=dict)
+    # the domain's own ports this build read as published (port -> version)
+    own_input_versions: dict[str, int] = field(default_factory=dict)
 
     def source(self, name: str, *, latest_only: bool = False) -> str:
         """Check and load a raw source's deliveries; returns the staging table holding them."""
@@ -480,6 +482,7 @@ def audit_and_publish(
         "git_sha": git_sha(),
         "variation": variation,
         "input_versions": build.input_versions,
+        **({"own_input_versions": build.own_input_versions} if build.own_input_versions else {}),
         "lineage": getattr(build.input_versions, "lineage", {}),
         **(
             {"repinned_for_consistency": build.input_versions.repinned}

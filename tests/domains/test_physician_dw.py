@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
+from datetime import date, timedelta
 
 import dagster as dg
 import duckdb
@@ -269,3 +270,82 @@ def test_a_new_day_of_calls_publishes_only_that_day(built):
     assert set(after) == set(before) | {new_day}
     assert {d: after[d] for d in before} == before
     assert after[new_day][0] == before["2026-10-30"][0]
+
+
+@pytest.fixture
+def own_mesh(tmp_path_factory) -> Iterator[Mesh]:
+    """A copy of the session's built mesh for a test that adds deliveries."""
+    yield from built_copy(tmp_path_factory, "physician_dw_weeks")
+
+
+# the brand share from the published weekly facts, every week at once: what a full build gives
+SHARE_FROM_FACTS = """
+    with by_physician as (
+        select physician_id, sum(trx) as basket_trx,
+               sum(case when product = 'ZENVIRA' then trx else 0 end) as brand_trx,
+               sum(case when is_projected then trx else 0 end) as projected_trx,
+               count(distinct week_ending) as weeks_active
+        from fact_rx_weekly group by physician_id
+    )
+    select physician_id, basket_trx, brand_trx, projected_trx, weeks_active,
+           ntile(10) over (order by basket_trx, physician_id)
+    from by_physician order by physician_id
+"""
+SHARE_SERVED = """
+    select physician_id, basket_trx, brand_trx, projected_trx, weeks_active, basket_decile
+    from physician_brand_share order by physician_id
+"""
+
+
+def test_brand_share_is_built_from_the_weeks_that_changed_as_a_full_build_gives_it(own_mesh):
+    """A new week of Rx, then a corrected earlier week (one prescriber's rows gone, the
+    others' TRx doubled): each run publishes its week of the fact and builds the brand share
+    from the served shares and only the week that changed (before and after), and the served
+    shares are those every published week gives at once."""
+    mesh, ports = own_mesh, {DOMAIN: ["fact_rx_weekly", "physician_brand_share"]}
+    folder = mesh.paths.landing / "rx_weekly"
+    weeks = sorted(p.name for p in folder.iterdir())
+    new_week = str(date.fromisoformat(weeks[-1]) + timedelta(days=7))
+    (folder / new_week).mkdir()
+    con = duckdb.connect()
+    con.execute(
+        f"copy (select * replace ('{new_week}' as week_ending) from read_csv("
+        f"'{folder / weeks[-1] / 'rx_weekly.csv'}', all_varchar = true)) "
+        f"to '{folder / new_week / 'rx_weekly.csv'}' (header)"
+    )
+    corrected = folder / weeks[-2] / "rx_weekly.csv"
+    rows = con.execute(f"select * from read_csv('{corrected}', all_varchar = true)").fetchall()
+    gone = rows[0][0]
+    con.execute(
+        f"copy (select * replace ((trx::bigint * 2)::varchar as trx) from read_csv("
+        f"'{corrected}', all_varchar = true) where prescriber_npi <> '{gone}') "
+        f"to '{corrected}' (header)"
+    )
+    con.close()
+    job = domain_job(DOMAIN)
+    marts = ("physician_brand_share", "territory_performance")  # one dbt step
+    selection = [dg.AssetKey([DOMAIN, p]) for p in ("fact_rx_weekly", *marts)]
+    for week in (new_week, weeks[-2]):
+        key = str(date.fromisoformat(week) - timedelta(days=6))  # a week's key is its Sunday
+        result = job.execute_in_process(
+            instance=mesh.instance,
+            partition_key=key,
+            asset_selection=selection,
+            raise_on_error=False,
+        )
+        assert result.success
+        assert _materialized(mesh.instance, result.run_id) == {
+            "fact_rx_weekly": [key],
+            "physician_brand_share": [None],
+            "territory_performance": [None],
+        }
+        said = [e.user_message for e in mesh.instance.all_logs(result.run_id)]
+        assert any(
+            "physician_brand_share built from the served version and the partitions" in m
+            for m in said
+        ), said
+        assert _read(mesh, SHARE_SERVED, ports) == _read(mesh, SHARE_FROM_FACTS, ports)
+    weeks_of = dict(
+        _read(mesh, "select week_ending::varchar, count(*) from fact_rx_weekly group by 1", ports)
+    )
+    assert new_week in weeks_of and weeks_of[weeks[-2]] < len(rows)
