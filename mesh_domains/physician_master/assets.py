@@ -101,18 +101,15 @@ def master_physicians(build: BuildContext) -> dict:
             "where prescriber_npi in (select npi from ama_subset)"
         )
         ama, rx = "ama_subset", "rx_subset"
-    # every prescriber once (the Rx deliveries are the largest input: read them once)
-    con.execute(
-        f"create or replace temp table rx_npis as select distinct prescriber_npi as npi from {rx}"
-    )
     reused = build.unchanged_since_served("physician_xref", "ama_physician", "crm_accounts")
     if reused is not None:
-        outcome = _new_prescribers_only(build, ama, crm, reused)
+        outcome = _new_prescribers_only(build, ama, crm, rx, reused)
         if outcome is not None:
             return outcome
         _reused_accounts(build, crm)
     else:
         _current_accounts(build, crm)
+    _all_prescribers(build, rx)
     build.stage("physicians", _golden_sql(ama, "rx_npis"))
     if reused is None:
         _match_accounts(build)
@@ -186,26 +183,59 @@ def _xref_sql(ama: str | None, npis: str, physicians: str, matches: str | None) 
     return "\n        union all\n        ".join(parts)
 
 
-def _new_prescribers_only(build: BuildContext, ama: str, crm: str, reused: int) -> dict | None:
+def _all_prescribers(build: BuildContext, rx: str) -> None:
+    """Every prescriber of the Rx deliveries once, as ``rx_npis`` (the Rx deliveries are the
+    largest input: read them once)."""
+    build.con.execute(
+        f"create or replace temp table rx_npis as "
+        f"select distinct prescriber_npi as npi from {rx}"
+    )
+
+
+def _rx_added_since_served(build: BuildContext) -> list[str] | None:
+    """The Rx deliveries (partitions) added since the served version, when every delivery it
+    read is still here with the same bytes: the served prescribers are then all still
+    prescribers, and only the added deliveries can name new ones. None otherwise."""
+    then = build.served_delivery_versions("physician_xref", "rx_weekly")
+    now = build.delivery_versions.get("rx_weekly") or {}
+    if not then or any(now.get(partition) != sha for partition, sha in then.items()):
+        return None
+    return sorted(set(now) - set(then))
+
+
+def _new_prescribers_only(
+    build: BuildContext, ama: str, crm: str, rx: str, reused: int
+) -> dict | None:
     """With the AMA and CRM deliveries of the served version, the Rx deliveries decide what
     changes. No prescriber new to it: its rows stay, kept as the new version. Only new ones
     (none gone): its rows stay and theirs are added — a golden record for each one the AMA
     file lacks (no CRM account can match such a record: it has no name) and a cross-reference
-    for each. Returns the build's metrics, or None when the master must be staged whole."""
+    for each. When every Rx delivery the served version read is unchanged, only the added
+    deliveries are read. Returns the build's metrics, or None when the master must be staged
+    whole."""
     con = build.con
     served_rx = (
         f"select source_id as npi from {build.served('physician_xref')} where source_system = 'rx'"
     )
-    con.execute(
-        "create or replace temp table new_npis as "
-        f"select npi from rx_npis where npi not in ({served_rx})"
-    )
-    new, gone = con.execute(f"""
-        select (select count(*) from new_npis),
-               (select count(*) from ({served_rx}) where npi not in (select npi from rx_npis))
-    """).fetchone()
-    if gone:
-        return None
+    added = _rx_added_since_served(build)
+    if added is None:
+        _all_prescribers(build, rx)
+        con.execute(
+            "create or replace temp table new_npis as "
+            f"select npi from rx_npis where npi not in ({served_rx})"
+        )
+        gone = con.execute(
+            f"select count(*) from ({served_rx}) where npi not in (select npi from rx_npis)"
+        ).fetchone()[0]
+        if gone:
+            return None
+    else:
+        con.execute(
+            "create or replace temp table new_npis as select distinct prescriber_npi as npi "
+            f"from {rx} where list_contains(?, _partition) and prescriber_npi not in ({served_rx})",
+            [added],
+        )
+    new = con.execute("select count(*) from new_npis").fetchone()[0]
     served = build.served("physicians")
     if not new:
         version = build.keep_served("physicians", "physician_xref")
@@ -226,7 +256,11 @@ def _new_prescribers_only(build: BuildContext, ama: str, crm: str, reused: int) 
     if version is None:
         return None
     build.log.info(f"physician_master: AMA and CRM deliveries unchanged, {said.format(v=version)}")
-    metrics = _metrics(build, whole, _served_matches(build), f"select * from {crm}")
+    served_figures = {k: v for k, v in build.served_metrics("physicians").items() if k in FIGURES}
+    if not new and len(served_figures) == len(FIGURES):  # the same rows: the same figures
+        metrics = served_figures
+    else:
+        metrics = _metrics(build, whole, _served_matches(build), f"select * from {crm}")
     metrics.update(note, crm_matches_reused_from_version=reused)
     return {"physicians": metrics, "physician_xref": metrics}
 
@@ -311,6 +345,17 @@ def _match_accounts(build: BuildContext) -> None:
         )
         select * from npi_ok union all select * from by_name
     """)
+
+
+# what _metrics reports
+FIGURES = (
+    "crm_accounts",
+    "crm_matched_by_npi",
+    "crm_matched_by_name",
+    "crm_unmatched",
+    "crm_match_rate",
+    "rx_prescribers_unknown_to_ama",
+)
 
 
 def _metrics(build: BuildContext, physicians: str, matches: str, accounts: str) -> dict:

@@ -186,6 +186,14 @@ class BuildContext:
         latest = self._served_version(port)
         return {} if latest is None else (latest.info.get("metrics") or {}).get(port, {})
 
+    def served_delivery_versions(self, port: str, source: str) -> dict[str, str]:
+        """The deliveries of ``source`` (partition -> content hash) the served version of
+        ``port`` was built from; none without a served version."""
+        latest = self._served_version(port)
+        if latest is None:
+            return {}
+        return (latest.info.get("delivery_versions") or {}).get(source, {})
+
     def _served_version(self, port: str):
         """``port``'s latest version in the domain's lake, or None (also on a plain connection,
         e.g. the benchmark's floor: nothing is served there)."""

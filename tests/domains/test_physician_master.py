@@ -3,6 +3,7 @@
 import shutil
 
 import dagster as dg
+import duckdb
 import pytest
 
 from mesh_domains.platform import lake
@@ -109,6 +110,7 @@ def test_a_week_of_known_prescribers_keeps_the_served_rows_without_rewriting_the
     assert mesh.run_job(DOMAIN).success
     v1 = _read("select max(snapshot_id) from physician_master_lake.snapshots()")[0][0]
     rows = {p: _read(f"select * from physician_master_lake.main.{p} order by all") for p in PORTS}
+    figures = {k: _metadata(mesh)[k].value for k in ("crm_accounts", "crm_match_rate")}
     week = mesh.landing_file("rx_weekly")  # the newest week again, re-dated: same prescribers
     new_week = week.parent.parent / "2026-11-07" / week.name
     new_week.parent.mkdir()
@@ -147,8 +149,35 @@ def test_a_week_of_known_prescribers_keeps_the_served_rows_without_rewriting_the
     )[0][0]
     assert '"2026-11-07"' in info  # the new delivery is recorded on the kept version
 
+    assert {k: _metadata(mesh)[k].value for k in figures} == figures
+
     assert mesh.run_job(DOMAIN).success  # nothing new at all: kept again, from the same rows
     assert _metadata(mesh)["rows_kept_from_version"].value == v2
+
+    # a corrected earlier week without the one prescriber only it named: a served prescriber
+    # is gone, so every delivery is read again and the master is computed again, without them
+    con = duckdb.connect()
+    landing = mesh.paths.landing / "rx_weekly"
+    gone, path = con.execute(
+        f"select prescriber_npi, any_value(filename) from read_csv('{landing}/*/rx_weekly.csv', "
+        "all_varchar = true, filename = true) group by 1 having count(distinct filename) = 1 "
+        "order by 1 limit 1"
+    ).fetchone()
+    con.execute(
+        f"copy (select * from read_csv('{path}', all_varchar = true) "
+        f"where prescriber_npi <> '{gone}') to '{path}' (header)"
+    )
+    prescribers = con.execute(
+        f"select count(distinct prescriber_npi) from read_csv('{landing}/*/rx_weekly.csv', "
+        "all_varchar = true)"
+    ).fetchone()[0]
+    con.close()
+    assert mesh.run_job(DOMAIN).success
+    meta = _metadata(mesh, "physician_xref")
+    assert "rows_kept_from_version" not in meta and "rows_added_to_version" not in meta
+    rx_ids = "select source_id from physician_master_lake.main.physician_xref where source_system"
+    assert _read(f"{rx_ids} = 'rx' and source_id = '{gone}'") == []
+    assert _read(f"select count(*) from ({rx_ids} = 'rx')") == [(prescribers,)]
 
 
 def test_crm_matches_are_reused_only_while_ama_and_crm_deliveries_are_unchanged(mesh):
