@@ -187,8 +187,7 @@ def _all_prescribers(build: BuildContext, rx: str) -> None:
     """Every prescriber of the Rx deliveries once, as ``rx_npis`` (the Rx deliveries are the
     largest input: read them once)."""
     build.con.execute(
-        f"create or replace temp table rx_npis as "
-        f"select distinct prescriber_npi as npi from {rx}"
+        f"create or replace temp table rx_npis as select distinct prescriber_npi as npi from {rx}"
     )
 
 
