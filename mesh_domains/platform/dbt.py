@@ -20,6 +20,11 @@ too and keeps the pickle from that same parse: a fresh clone's first build parse
 once, without starting a dbt process. Each parse is also kept beside the profile it was made
 with, so processes whose settings give another profile (lakes on object storage) and the
 default take turns without parsing again.
+
+A step runs the dbt unit tests of its nodes with the first build of each code version only
+(:class:`UnitTestVerdicts`): their verdict depends on the code, not on the data. A model that
+calls the macro ``mesh_incremental()`` is built from its served version and the partitions of
+the domain's own ports that changed since, when that is sound (:func:`incremental_ports`).
 """
 
 from __future__ import annotations
@@ -56,7 +61,8 @@ from .settings import PROJECT_ROOT, lake_data_url, mesh_paths, object_storage_se
 from .versioning import folder_hash
 
 DBT_PROJECTS = PROJECT_ROOT / "dbt_projects"
-# the platform's dbt macros (mesh_history, mesh_partition_filter), on each project's macro path
+# the platform's dbt macros (mesh_history, mesh_partition_filter, mesh_incremental and its
+# relations), on each project's macro path
 DBT_MACROS = Path(__file__).resolve().parent / "dbt_macros"
 PORT_TAG = "port"
 DBT_LOG_TAIL = 40
