@@ -685,13 +685,7 @@ def _partition_files_changed(
     if then == now:
         return [], []
     try:
-        listed = lake.retrying(
-            lambda: con.execute(
-                "select data_file, delete_file from ducklake_list_files(?, ?, "
-                "snapshot_version => ?)",
-                [alias, port, then],
-            ).fetchall()
-        )
+        listed = lake.retrying(lambda: lake.version_files(con, alias, port, then))
     except duckdb.Error:
         return None
     if any(delete for _, delete in listed) or not files_now:

@@ -264,13 +264,7 @@ def write_pointer(con: duckdb.DuckDBPyConnection, domain: str, version: int, por
     info = json.loads(extra[0]) if extra and extra[0] else {}
     lineage = commit_lineage(info)
     for port in ports:
-        files = retrying(
-            lambda port=port: con.execute(
-                "select data_file, delete_file from ducklake_list_files(?, ?, "
-                "snapshot_version => ?)",
-                [alias, port, version],
-            ).fetchall()
-        )
+        files = retrying(lambda port=port: version_files(con, alias, port, version))
         if any(delete for _, delete in files):
             raise RuntimeError(f"{domain}/{port} v{version} has delete files; not supported")
         pointer["ports"][port] = {
@@ -283,6 +277,18 @@ def write_pointer(con: duckdb.DuckDBPyConnection, domain: str, version: int, por
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_text(json.dumps(pointer, indent=1))
     os.replace(tmp, path)
+
+
+def version_files(
+    con: duckdb.DuckDBPyConnection, alias: str, port: str, version: int
+) -> list[tuple[str, str | None]]:
+    """The data files of ``port`` at ``version`` in the attached lake ``alias``, each with its
+    delete file (None when it has none). One catalog read: callers retry it when the catalog
+    may be locked (:func:`retrying`)."""
+    return con.execute(
+        "select data_file, delete_file from ducklake_list_files(?, ?, snapshot_version => ?)",
+        [alias, port, version],
+    ).fetchall()
 
 
 def content_version(info: dict, port: str, version: int) -> int:
@@ -431,11 +437,7 @@ def open_port(
                     f"published version yet: build {producer.name} first (mesh build builds "
                     "in order)."
                 )
-            listed = con.execute(
-                "select data_file from ducklake_list_files(?, ?, snapshot_version => ?)",
-                [alias, port, wanted],
-            ).fetchall()
-            return wanted, [f for (f,) in listed]
+            return wanted, [f for f, _ in version_files(con, alias, port, wanted)]
 
         pinned, files = retrying(resolve)
     if view is None:

@@ -127,16 +127,10 @@ class LakeReader:
                 con = lake.connect()
                 try:
                     alias = lake.attach_port_reader(con, domain.name, domain, [port])
-                    rows = lake.retrying(
-                        lambda: con.execute(
-                            "select data_file from ducklake_list_files(?, ?, "
-                            "snapshot_version => ?)",
-                            [alias, port, version],
-                        ).fetchall()
-                    )
+                    rows = lake.retrying(lambda: lake.version_files(con, alias, port, version))
                 finally:
                     con.close()
-            self._files[key] = [f for (f,) in rows]
+            self._files[key] = [f for f, _ in rows]
         return self._files[key]
 
 
