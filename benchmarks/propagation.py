@@ -34,6 +34,13 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
+        "--weeks",
+        type=int,
+        default=8,
+        help="weeks of Rx and claims history in the landing zone (the generator's default: 8; "
+        "a brand team keeps a year or more)",
+    )
+    parser.add_argument(
         "--new-prescribers",
         type=int,
         default=0,
@@ -70,7 +77,7 @@ def run(args, work: Path) -> int:
 
     prepare_instance_home()
     started = time.monotonic()
-    generate(work / "data" / "landing", scale=args.scale, seed=args.seed)
+    generate(work / "data" / "landing", scale=args.scale, seed=args.seed, weeks=args.weeks)
     generated = time.monotonic() - started
     domains = discover_domains()
     order = [d for level in domain_levels(domains) for d in level]
@@ -121,6 +128,7 @@ def run(args, work: Path) -> int:
         compute = sum(r["seconds"] for r in runs)
     result = {
         "scale": args.scale,
+        "weeks": args.weeks,
         "new_prescribers": args.new_prescribers,
         "generate_s": round(generated, 2),
         "full_build_s": round(full, 2),

@@ -291,6 +291,22 @@ SHARE_FROM_FACTS = """
            ntile(10) over (order by basket_trx, physician_id)
     from by_physician order by physician_id
 """
+# each physician's activity per product from the published facts, every period at once
+ACTIVITY_FROM_FACTS = """
+    select physician_id, product, sum(nrx), sum(trx), sum(rx_weeks), sum(calls), sum(samples)
+    from (
+        select physician_id, product, nrx, trx, 1 as rx_weeks, 0 as calls, 0 as samples
+        from fact_rx_weekly
+        union all
+        select physician_id, product, 0, 0, 0, 1, samples
+        from fact_calls where physician_id is not null
+    )
+    group by all order by all
+"""
+ACTIVITY_SERVED = """
+    select physician_id, product, nrx, trx, rx_weeks, calls, samples
+    from physician_product_activity order by all
+"""
 SHARE_SERVED = """
     select physician_id, basket_trx, brand_trx, projected_trx, weeks_active, basket_decile
     from physician_brand_share order by physician_id
@@ -302,7 +318,15 @@ def test_brand_share_is_built_from_the_weeks_that_changed_as_a_full_build_gives_
     others' TRx doubled): each run publishes its week of the fact and builds the brand share
     from the served shares and only the week that changed (before and after), and the served
     shares are those every published week gives at once."""
-    mesh, ports = own_mesh, {DOMAIN: ["fact_rx_weekly", "physician_brand_share"]}
+    mesh = own_mesh
+    ports = {
+        DOMAIN: [
+            "fact_rx_weekly",
+            "fact_calls",
+            "physician_brand_share",
+            "physician_product_activity",
+        ]
+    }
     folder = mesh.paths.landing / "rx_weekly"
     weeks = sorted(p.name for p in folder.iterdir())
     new_week = str(date.fromisoformat(weeks[-1]) + timedelta(days=7))
@@ -323,7 +347,7 @@ def test_brand_share_is_built_from_the_weeks_that_changed_as_a_full_build_gives_
     )
     con.close()
     job = domain_job(DOMAIN)
-    marts = ("physician_brand_share", "territory_performance")  # one dbt step
+    marts = ("physician_brand_share", "physician_product_activity", "territory_performance")
     selection = [dg.AssetKey([DOMAIN, p]) for p in ("fact_rx_weekly", *marts)]
     for week in (new_week, weeks[-2]):
         key = str(date.fromisoformat(week) - timedelta(days=6))  # a week's key is its Sunday
@@ -336,16 +360,62 @@ def test_brand_share_is_built_from_the_weeks_that_changed_as_a_full_build_gives_
         assert result.success
         assert _materialized(mesh.instance, result.run_id) == {
             "fact_rx_weekly": [key],
-            "physician_brand_share": [None],
-            "territory_performance": [None],
+            **{mart: [None] for mart in marts},
         }
         said = [e.user_message for e in mesh.instance.all_logs(result.run_id)]
         assert any(
-            "physician_brand_share built from the served version and the partitions" in m
+            "physician_brand_share, physician_product_activity built from the served version "
+            "and the partitions" in m
             for m in said
         ), said
         assert _read(mesh, SHARE_SERVED, ports) == _read(mesh, SHARE_FROM_FACTS, ports)
+        assert _read(mesh, ACTIVITY_SERVED, ports) == _read(mesh, ACTIVITY_FROM_FACTS, ports)
     weeks_of = dict(
         _read(mesh, "select week_ending::varchar, count(*) from fact_rx_weekly group by 1", ports)
     )
     assert new_week in weeks_of and weeks_of[weeks[-2]] < len(rows)
+    # calls: a new day (the busiest day re-dated), and the busiest day corrected: the calls of
+    # its first account are gone
+    days = mesh.paths.landing / "field_calls"
+    con = duckdb.connect()
+    newest, busiest = con.execute(
+        f"select max(call_date)::varchar, arg_max(call_date, n)::varchar from (select call_date, "
+        f"count(*) as n from read_csv('{days}/*/field_calls.csv') group by 1)"
+    ).fetchone()
+    new_day = str(date.fromisoformat(newest) + timedelta(days=1))
+    corrected = days / busiest / "field_calls.csv"
+    (days / new_day).mkdir()
+    con.execute(
+        f"copy (select * replace ('CALL' || strftime(date '{new_day}', '%Y%m%d') || "
+        f"call_id[13:] as call_id, '{new_day}' as call_date) from read_csv("
+        f"'{corrected}', all_varchar = true)) to '{days / new_day / 'field_calls.csv'}' (header)"
+    )
+    con.execute(
+        f"create table kept as select * from read_csv('{corrected}', all_varchar = true) "
+        "where crm_id <> (select min(crm_id) from read_csv("
+        f"'{corrected}', all_varchar = true))"
+    )
+    con.execute(f"copy kept to '{corrected}' (header)")
+    con.close()
+    daily = domain_job(DOMAIN, "build_physician_dw__daily")
+    for day in (new_day, busiest):
+        result = daily.execute_in_process(
+            instance=mesh.instance,
+            partition_key=day,
+            asset_selection=[dg.AssetKey([DOMAIN, "fact_calls"])],
+            raise_on_error=False,
+        )
+        assert result.success
+    result = job.execute_in_process(
+        instance=mesh.instance,
+        asset_selection=[dg.AssetKey([DOMAIN, mart]) for mart in marts],
+        raise_on_error=False,
+    )
+    assert result.success
+    said = [e.user_message for e in mesh.instance.all_logs(result.run_id)]
+    assert any("physician_product_activity built from the served version" in m for m in said)
+    assert _read(mesh, ACTIVITY_SERVED, ports) == _read(mesh, ACTIVITY_FROM_FACTS, ports)
+    calls_of = dict(
+        _read(mesh, "select call_date::varchar, count(*) from fact_calls group by 1", ports)
+    )
+    assert new_day in calls_of and calls_of[busiest] < calls_of[new_day]

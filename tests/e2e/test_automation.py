@@ -52,6 +52,7 @@ def test_an_upstream_publish_starts_the_consumer_once_and_nothing_else_does(mesh
     assert {k.path[-1] for k in requests[0].asset_selection} == {
         "dim_physician",
         "physician_brand_share",
+        "physician_product_activity",
         "territory_performance",
     }  # no new delivery: neither the weekly nor the daily fact has a partition to rebuild
     assert requests[0].tags["mesh/param/as_of"] == "2026-10-31"

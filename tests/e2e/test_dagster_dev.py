@@ -163,6 +163,7 @@ def test_a_dropped_delivery_propagates_with_dagster_dev_running(
             assert materialized(type("M", (), {"instance": instance})(), warehouse.run_id) == {
                 "fact_rx_weekly": [NEW_KEY],
                 "physician_brand_share": [None],
+                "physician_product_activity": [None],
                 "territory_performance": [None],
             }
             _parameter_handed_over(instance, port, deadline, tmp_path)

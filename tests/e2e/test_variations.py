@@ -153,6 +153,7 @@ def test_a_new_week_publishes_only_that_week_downstream(flow):
     assert materialized(mesh, warehouse.run_id) == {
         "fact_rx_weekly": [NEW_KEY],
         "physician_brand_share": [None],
+        "physician_product_activity": [None],
         "territory_performance": [None],
     }  # and no day of fact_calls: no call was delivered
     after = weeks_served(mesh)
@@ -263,6 +264,7 @@ def test_a_week_with_a_new_prescriber_rebuilds_the_physician_dimensions(flow):
         "dim_physician": [None],
         "fact_rx_weekly": ["2026-11-15"],
         "physician_brand_share": [None],
+        "physician_product_activity": [None],
         "territory_performance": [None],
     }
     con = lake.connect()
