@@ -63,20 +63,17 @@ def ntile_deciles(frame: pl.DataFrame, by: str, tiebreak: str) -> pl.Series:
     n = frame.height
     size, extra = divmod(n, 10)
     big = extra * (size + 1)  # rows in the groups that hold one row more
-    position = pl.int_range(pl.len(), dtype=pl.Int64)
+    # each row's position in the order (the inverse of the sorting permutation), sorted once
+    positions = frame.select(
+        pl.arg_sort_by([by, tiebreak]).arg_sort().cast(pl.Int64).alias("position")
+    )
+    position = pl.col("position")
     decile = (
         pl.when(position < big)
         .then(position // (size + 1) + 1)
         .otherwise(extra + (position - big) // max(size, 1) + 1)
     )
-    ranked = (
-        frame.select(by, tiebreak)
-        .with_row_index("_row")
-        .sort([by, tiebreak])
-        .with_columns(decile.cast(pl.Int64).alias("decile"))
-        .sort("_row")
-    )
-    return ranked["decile"]
+    return positions.select(decile.cast(pl.Int64).alias("decile"))["decile"]
 
 
 def segment(decile: pl.Expr, brand_share: pl.Expr, basket_share: float) -> pl.Expr:
